@@ -1,0 +1,25 @@
+# Each target sets itself up: a local .venv with the CPU build of torch (from local disk here),
+# then graphcl with its test extras. Data comes from ../shared/datasets unless GRAPHCL_DATA is set.
+PY      := .venv/bin/python
+TORCH   ?= torch==2.13.0
+export GRAPHCL_DATA ?= $(abspath ../shared/datasets)
+
+.PHONY: venv demo test clean
+
+venv: .venv/.installed
+
+.venv/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+demo: venv
+	.venv/bin/graphcl train configs/dgi/cora.yaml --out runs/dgi-cora --overwrite
+
+test: venv
+	$(PY) -m pytest tests
+
+clean:
+	rm -rf .venv runs *.egg-info

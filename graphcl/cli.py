@@ -1,0 +1,117 @@
+"""The `graphcl` command: train | eval | embed | list (see DESIGN.md, "The command line").
+
+Exit status: 0 success, 2 bad usage or bad config, 1 any other failure, each with a one-line cause.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+USAGE_ERRORS = ("ConfigError", "RunDirError", "DatasetNotFoundError")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="graphcl", description="Self-supervised learning on graphs, images and sequences.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="pretrain and evaluate a config over its seeds")
+    t.add_argument("config", nargs="?", help="YAML config, e.g. configs/dgi/cora.yaml (optional with --resume)")
+    t.add_argument("overrides", nargs="*", help="dotted overrides, e.g. trainer.epochs=50 seeds=[0,1]")
+    t.add_argument("--out", help="run directory (default runs/<method>-<dataset>)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
+    t.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+
+    e = sub.add_parser("eval", help="re-run the evaluation protocol on a run's saved encoder")
+    e.add_argument("run_dir")
+
+    m = sub.add_parser("embed", help="write a run's embeddings to .pt or .npy")
+    m.add_argument("run_dir")
+    m.add_argument("--out", required=True, help="output file (.pt or .npy)")
+    m.add_argument("--seed", type=int, default=None, help="which pretraining seed (default: the first)")
+
+    sub.add_parser("list", help="methods, encoders, datasets and configs")
+    return p
+
+
+def _train(args: argparse.Namespace) -> int:
+    from graphcl.config import load_config
+    from graphcl.train.run import result_line, train_run
+
+    if args.resume:
+        if args.config or args.overrides:
+            print("graphcl: error: --resume continues the run with its saved config.yaml; "
+                  "give no CONFIG or overrides", file=sys.stderr)
+            return 2
+        results = train_run(None, args.resume, mode="resume")
+    else:
+        if not args.config:
+            print("graphcl: error: train needs a CONFIG file (or --resume RUN_DIR)", file=sys.stderr)
+            return 2
+        cfg = load_config(args.config, args.overrides)
+        out = args.out or f"runs/{cfg.model.method}-{cfg.data.name}".lower()
+        results = train_run(cfg, out, mode="overwrite" if args.overwrite else "new")
+    print(result_line(results))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from graphcl.train.run import evaluate_run
+
+    results = evaluate_run(args.run_dir)
+    saved = Path(args.run_dir) / "results.json"
+    t = results["test"]
+    print(f"{results['method'].upper()} on {results['dataset']} ({results['protocol']} split, "
+          f"{len(t['per_seed'])} seeds): test {results['metric']} {t['mean']:.2f} +- {t['std']:.2f}")
+    if saved.exists():
+        before = json.loads(saved.read_text())["test"]["mean"]
+        print(f"results.json: {before:.2f} ({'identical' if abs(before - t['mean']) < 1e-9 else 'DIFFERENT'})")
+    return 0
+
+
+def _embed(args: argparse.Namespace) -> int:
+    from graphcl.train.run import embed_run
+
+    z = embed_run(args.run_dir, args.out, seed=args.seed)
+    print(f"wrote {tuple(z.shape)} embeddings to {args.out}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from graphcl.data import list_datasets
+    from graphcl.graph.encoders import ENCODERS
+    from graphcl.train.build import METHODS
+
+    root = Path(__file__).resolve().parent.parent / "configs"
+    configs = sorted(str(p.relative_to(root.parent)) for p in root.rglob("*.yaml")) if root.is_dir() else []
+    print("methods:  " + ", ".join(METHODS))
+    print("encoders: " + ", ".join(ENCODERS))
+    print("datasets: " + ", ".join(list_datasets()))
+    print("configs:  " + (", ".join(configs) or "(none found)"))
+    return 0
+
+
+COMMANDS = {"train": _train, "eval": _eval, "embed": _embed, "list": _list}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("graphcl: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # one line, never a traceback (GRAPHCL_DEBUG=1 shows it)
+        if os.environ.get("GRAPHCL_DEBUG"):
+            raise
+        status = 2 if type(e).__name__ in USAGE_ERRORS else 1
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"graphcl: error: {message}", file=sys.stderr)
+        return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

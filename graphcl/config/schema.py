@@ -1,0 +1,111 @@
+"""The structured schema of a run: one dataclass per config section.
+
+`load.py` merges YAML files and command-line overrides onto these defaults with OmegaConf, which
+checks types; the allowed values and ranges that types cannot express are checked there too.
+"""
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+from omegaconf import MISSING
+
+__all__ = [
+    "AugmentConfig", "CHOICES", "DataConfig", "EncoderConfig", "EvalConfig", "HeadsConfig",
+    "ModelConfig", "OptimConfig", "RunConfig", "TrainerConfig",
+]
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING                 # dataset name, matched case-insensitively by the registry
+    root: Optional[str] = None          # data root; null falls back to $GRAPHCL_DATA, then ./datasets
+    features: str = "auto"              # node features of featureless graphs: auto|degree|constant
+    normalize_features: bool = False    # row-normalise X (DGI/GCN preprocessing)
+    loader: str = "full"                # full-batch training or NeighborLoader mini-batches
+    batch_size: int = 1                 # mini-batch size (seed nodes for the neighbor loader)
+    num_neighbors: List[int] = field(default_factory=lambda: [10, 10])  # per hop; -1 takes all
+
+
+@dataclass
+class EncoderConfig:
+    name: str = "gcn"                   # gcn|sage|gat|gin (PyG BasicGNN models)
+    hidden_channels: int = 512
+    num_layers: int = 1
+    out_channels: Optional[int] = None  # null keeps hidden_channels
+    act: str = "prelu"
+    dropout: float = 0.0
+    norm: Optional[str] = None          # any PyG normalization name, e.g. batch_norm
+    act_last: bool = True               # also activate the output layer (DGI, GRACE, BGRL do)
+
+
+@dataclass
+class HeadsConfig:
+    # Null means the method's own default (or no head for methods without one).
+    projector_hidden: Optional[int] = None
+    projector_out: Optional[int] = None
+    predictor_hidden: Optional[int] = None
+
+
+@dataclass
+class ModelConfig:
+    method: str = MISSING               # a name from graphcl.methods, e.g. dgi
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    heads: HeadsConfig = field(default_factory=HeadsConfig)
+    # Method-specific keyword arguments (e.g. temperature); free-form here, checked by the method builder.
+    params: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AugmentConfig:
+    corruption: str = "shuffle"         # DGI's negative view (more view options come with later issues)
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"                  # adam|adamw|sgd
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 100
+    patience: Optional[int] = None      # early stopping on the training loss; null trains all epochs
+    device: str = "auto"                # auto picks cuda when available
+    amp: bool = True                    # bf16 autocast, on CUDA only
+    checkpoint_every: int = 10          # epochs between checkpoints
+    progress: bool = True               # tqdm progress bar
+    deterministic: bool = True          # deterministic algorithms where PyTorch has them
+
+
+@dataclass
+class EvalConfig:
+    protocol: str = "public"            # public|random|ogb node splits
+    repeats: int = 1                    # random splits per seed
+    train_ratio: float = 0.1            # random protocol only
+    val_ratio: float = 0.1
+    c_grid: List[float] = field(default_factory=lambda: [1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0])
+    max_iter: int = 1000                # probe solver iterations
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    seeds: List[int] = field(default_factory=lambda: [0])  # one full run (pretrain + eval) per seed
+
+
+# Allowed values of the string fields that name a choice, by dotted key.
+CHOICES: Dict[str, Tuple[str, ...]] = {
+    "data.features": ("auto", "degree", "constant"),
+    "data.loader": ("full", "neighbor"),
+    "model.encoder.name": ("gcn", "sage", "gat", "gin"),
+    "model.encoder.act": ("relu", "prelu", "elu", "gelu", "tanh", "leaky_relu"),
+    "augment.corruption": ("shuffle",),
+    "optim.name": ("adam", "adamw", "sgd"),
+    "trainer.device": ("auto", "cpu", "cuda"),
+    "eval.protocol": ("public", "random", "ogb"),
+}

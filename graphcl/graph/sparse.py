@@ -1,0 +1,52 @@
+"""Sparse inputs for full-batch training: CSR node features and a CSR adjacency.
+
+Bag-of-words features are ~99% zeros (Cora: 98.7%); as a CSR matrix the first layer's `X W` costs
+O(nnz * D) instead of O(N * F * D). PyG's linear layers and GCNConv accept both layouts as they are.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+from torch_geometric.transforms import ToSparseTensor
+
+# CSR support is "beta" in PyTorch; the ops used here (linear, spmm, construction) are stable.
+warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
+
+
+def density(x: Tensor) -> float:
+    """Fraction of non-zero entries of a dense tensor."""
+    return float(torch.count_nonzero(x)) / max(x.numel(), 1)
+
+
+def to_sparse_features(x: Tensor, max_density: float = 0.1) -> Tensor:
+    """`x` as a CSR matrix when at most `max_density` of its entries are non-zero, else unchanged."""
+    if x.layout == torch.sparse_csr or x.dim() != 2 or density(x) > max_density:
+        return x
+    return x.to_sparse_csr()
+
+
+def permute_rows(x: Tensor, perm: Tensor) -> Tensor:
+    """`x[perm]` for dense and CSR matrices (CSR has no row indexing in PyTorch); O(nnz), no Python loop."""
+    if x.layout != torch.sparse_csr:
+        return x[perm]
+    crow, col, val = x.crow_indices(), x.col_indices(), x.values()
+    lengths = (crow[1:] - crow[:-1])[perm]
+    new_crow = torch.zeros_like(crow)
+    torch.cumsum(lengths, 0, out=new_crow[1:])
+    # position of every stored entry of the new matrix inside the old one
+    starts = torch.repeat_interleave(crow[:-1][perm] - new_crow[:-1], lengths)
+    src = starts + torch.arange(int(new_crow[-1]), device=x.device)
+    return torch.sparse_csr_tensor(new_crow, col[src], val[src], x.shape, check_invariants=False)
+
+
+def sparse_full_batch(data: Data, max_density: float = 0.1) -> Data:
+    """A copy of `data` for fast full-batch training: CSR features (when sparse enough) and the adjacency
+    as a CSR `adj_t` (PyG's transposed layout; row i lists the sources of node i), which PyG's convs accept
+    in place of `edge_index`."""
+    out = ToSparseTensor(layout=torch.sparse_csr)(data.clone())
+    if out.x is not None:
+        out.x = to_sparse_features(out.x, max_density)
+    return out

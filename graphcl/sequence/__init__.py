@@ -1,0 +1,1 @@
+"""CPC-style sequence encoders (see the sequence issue)."""

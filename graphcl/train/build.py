@@ -1,0 +1,60 @@
+"""From a validated config to the objects of a run: method (with its encoder) and optimiser."""
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from graphcl.config import ConfigError
+from graphcl.graph.encoders import build_encoder
+from graphcl.graph.methods import DGI
+
+METHODS: dict[str, type[nn.Module]] = {"dgi": DGI}
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+
+
+def _suggest(name: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def method_class(name: str) -> type[nn.Module]:
+    key = name.lower()
+    if key not in METHODS:
+        raise ConfigError(f"key 'model.method' names unknown method {name!r}{_suggest(key, list(METHODS))}; "
+                          f"choose one of {', '.join(METHODS)}")
+    return METHODS[key]
+
+
+def encoder_spec(cfg: DictConfig, in_channels: int) -> dict[str, Any]:
+    """Keyword arguments of `build_encoder`; saved in `encoder.pt` so `load_encoder` rebuilds the same model."""
+    spec = OmegaConf.to_container(cfg.model.encoder, resolve=True)
+    return {"in_channels": int(in_channels), **spec}
+
+
+def build_method(cfg: DictConfig, in_channels: int, static_graph: bool = False) -> nn.Module:
+    """The method of `cfg.model` around a fresh encoder for `in_channels` input features.
+
+    `static_graph`: the graph never changes during training (full-batch, and the method does not perturb
+    edges), so GCN layers may cache their normalised adjacency.
+    """
+    cls = method_class(cfg.model.method)
+    spec = encoder_spec(cfg, in_channels)
+    cache = static_graph and getattr(cls, "static_graph", False) and spec["name"] == "gcn"
+    encoder = build_encoder(**spec, **({"cached": True} if cache else {}))
+    params = OmegaConf.to_container(cfg.model.params, resolve=True)
+    accepted = [p for p in inspect.signature(cls).parameters if p not in ("encoder", "hidden_channels")]
+    for key in params:
+        if key not in accepted:
+            raise ConfigError(f"unknown key 'model.params.{key}' for method {cfg.model.method!r}"
+                              f"{_suggest(key, accepted)}")
+    hidden = spec["out_channels"] or spec["hidden_channels"]
+    return cls(encoder, hidden, **params)
+
+
+def build_optimizer(cfg: DictConfig, params) -> torch.optim.Optimizer:
+    return OPTIMIZERS[cfg.optim.name](params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)

@@ -1,0 +1,165 @@
+"""The training loop shared by every method: `loss = method(batch)`, backward, step, `after_step`.
+
+Early stopping on the training loss (DGI's rule: keep the best model, stop after `patience` epochs
+without improvement, restore the best), periodic checkpoints through a callback, a NaN/Inf guard,
+a tqdm progress bar, and timing that excludes evaluation and checkpoint writes.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import resource
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from graphcl.train.checkpoint import rng_state, set_rng_state
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or Inf; the run stops and keeps its last good checkpoint."""
+
+
+@dataclass
+class FitResult:
+    epochs: int  # epochs trained
+    best_epoch: int
+    best_loss: float
+    train_seconds: float
+    seconds_per_epoch: float
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("trainer.device is 'cuda' but no CUDA device is available")
+    return torch.device(name)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory of this process: CUDA allocator peak on GPU, peak resident set size on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+class Trainer:
+    def __init__(
+        self,
+        method: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        batches: Callable[[], Iterable],
+        *,
+        epochs: int,
+        patience: Optional[int] = None,
+        device: torch.device = torch.device("cpu"),
+        amp: bool = True,
+        checkpoint_every: int = 10,
+        on_checkpoint: Optional[Callable[[dict], None]] = None,
+        on_epoch: Optional[Callable[[dict], None]] = None,
+        progress: bool = True,
+        desc: str = "train",
+    ) -> None:
+        self.method, self.optimizer, self.batches = method, optimizer, batches
+        self.epochs, self.patience, self.device = epochs, patience, device
+        # bf16 autocast on CUDA only: CPU autocast is slow for sparse ops and brings no memory win here
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda" else nullcontext()
+        self.checkpoint_every, self.on_checkpoint, self.on_epoch = checkpoint_every, on_checkpoint, on_epoch
+        self.progress = progress and sys.stderr.isatty()
+        self.desc = desc
+        self.epoch = 0  # epochs completed
+        self.step = 0
+        self.best_loss = math.inf
+        self.best_epoch = 0
+        self.bad_epochs = 0
+        self.best_state: Optional[dict] = None
+        self.train_seconds = 0.0
+
+    # -- state -------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "method": self.method.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "best_loss": self.best_loss,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "best_state": self.best_state,
+            "train_seconds": self.train_seconds,
+            "rng": rng_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.method.load_state_dict(state["method"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for key in ("epoch", "step", "best_loss", "best_epoch", "bad_epochs", "best_state", "train_seconds"):
+            setattr(self, key, state[key])
+        set_rng_state(state["rng"])
+
+    # -- loop --------------------------------------------------------------------------------
+    def _train_epoch(self, epoch: int, total_steps: int) -> float:
+        self.method.train()
+        total, count = 0.0, 0
+        for i, batch in enumerate(self.batches()):
+            with self.autocast:
+                loss = self.method(batch)
+            value = loss.item()
+            if not math.isfinite(value):
+                terms = getattr(self.method, "last_terms", None)
+                extra = f", terms {terms}" if terms else ""
+                raise NonFiniteLossError(f"non-finite loss {value} at epoch {epoch}, step {i + 1}{extra}")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.step += 1
+            if hasattr(self.method, "after_step"):
+                self.method.after_step(self.step, total_steps)
+            total, count = total + value, count + 1
+        return total / max(count, 1)
+
+    def fit(self) -> FitResult:
+        steps_per_epoch = None
+        bar = tqdm(total=self.epochs, initial=self.epoch, desc=self.desc, disable=not self.progress, leave=False)
+        stopped = self.patience is not None and self.bad_epochs >= self.patience
+        while self.epoch < self.epochs and not stopped:
+            epoch = self.epoch + 1
+            start = time.perf_counter()
+            total_steps = self.epochs * (steps_per_epoch or 1)
+            loss = self._train_epoch(epoch, total_steps)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            seconds = time.perf_counter() - start
+            steps_per_epoch = steps_per_epoch or self.step
+            self.train_seconds += seconds
+            self.epoch = epoch
+            if loss < self.best_loss:
+                self.best_loss, self.best_epoch, self.bad_epochs = loss, epoch, 0
+                if self.patience is not None:
+                    self.best_state = copy.deepcopy(self.method.state_dict())
+            else:
+                self.bad_epochs += 1
+            stopped = self.patience is not None and self.bad_epochs >= self.patience
+            if self.on_epoch:
+                self.on_epoch({"epoch": epoch, "loss": loss, "seconds": seconds, "best_loss": self.best_loss})
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}", it_s=f"{1 / max(seconds, 1e-9):.1f}")
+            if self.on_checkpoint and (epoch % self.checkpoint_every == 0 or stopped or epoch == self.epochs):
+                self.on_checkpoint(self.state_dict())
+        bar.close()
+        if self.best_state is not None:  # early stopping keeps the best model, as DGI does
+            self.method.load_state_dict(self.best_state)
+        return FitResult(
+            epochs=self.epoch,
+            best_epoch=self.best_epoch,
+            best_loss=self.best_loss,
+            train_seconds=self.train_seconds,
+            seconds_per_epoch=self.train_seconds / max(self.epoch, 1),
+        )

@@ -1,0 +1,1 @@
+"""Image views, small backbones and image methods (see the vision issue)."""
