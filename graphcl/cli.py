@@ -33,29 +33,49 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--out", required=True, help="output file (.pt or .npy)")
     m.add_argument("--seed", type=int, default=None, help="which pretraining seed (default: the first)")
 
+    r = sub.add_parser("reproduce", help="run a suite of configs over their seeds; write the results table")
+    r.add_argument("suite", help="suite YAML, e.g. configs/suites/planetoid.yaml")
+    r.add_argument("overrides", nargs="*", help="dotted overrides applied to every config")
+    r.add_argument("--out", default="runs", help="root of the suite's run directories (default runs/)")
+    r.add_argument("--table", help="where to write the Markdown table (default: the suite's 'output')")
+
     sub.add_parser("list", help="methods, encoders, datasets and configs")
     return p
 
 
 def _train(args: argparse.Namespace) -> int:
     from graphcl.config import load_config
-    from graphcl.train.run import result_line, train_run
 
     if args.resume:
         if args.config or args.overrides:
             print("graphcl: error: --resume continues the run with its saved config.yaml; "
                   "give no CONFIG or overrides", file=sys.stderr)
             return 2
+        from graphcl.train.run import train_run
+
         results = train_run(None, args.resume, mode="resume")
     else:
         if not args.config:
             print("graphcl: error: train needs a CONFIG file (or --resume RUN_DIR)", file=sys.stderr)
             return 2
         cfg = load_config(args.config, args.overrides)
+        _require_dataset(cfg)
+        from graphcl.train.run import train_run  # heavy (torch, PyG): only once the inputs are checked
+
         out = args.out or f"runs/{cfg.model.method}-{cfg.data.name}".lower()
         results = train_run(cfg, out, mode="overwrite" if args.overwrite else "new")
+    from graphcl.train.run import result_line
+
     print(result_line(results))
     return 0
+
+
+def _require_dataset(cfg) -> None:
+    """Fail within a second on a missing dataset: before the heavy imports of the trainer."""
+    from graphcl.data import get_spec, resolve_root
+    from graphcl.data.registry import require_files
+
+    require_files(get_spec(cfg.data.name, cfg.data.root), resolve_root(cfg.data.root))
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -80,6 +100,13 @@ def _embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    from graphcl.train.reproduce import run_suite
+
+    run_suite(args.suite, args.out, args.overrides, output=args.table)
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     from graphcl.data import list_datasets
     from graphcl.graph.encoders import ENCODERS
@@ -94,7 +121,7 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": _train, "eval": _eval, "embed": _embed, "list": _list}
+COMMANDS = {"train": _train, "eval": _eval, "embed": _embed, "reproduce": _reproduce, "list": _list}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -35,6 +35,8 @@ class EncoderConfig:
     dropout: float = 0.0
     norm: Optional[str] = None          # any PyG normalization name, e.g. batch_norm
     act_last: bool = True               # also activate the output layer (DGI, GRACE, BGRL do)
+    # Further keyword arguments of the PyG model, e.g. {heads: 4} for GAT or {train_eps: true} for GIN.
+    options: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -64,6 +66,7 @@ class OptimConfig:
     name: str = "adam"                  # adam|adamw|sgd
     lr: float = 1e-3
     weight_decay: float = 0.0
+    scheduler: str = "none"             # none|cosine: per-epoch lr factor (1 + cos(pi e / epochs)) / 2
 
 
 @dataclass
@@ -106,6 +109,7 @@ CHOICES: Dict[str, Tuple[str, ...]] = {
     "model.encoder.act": ("relu", "prelu", "elu", "gelu", "tanh", "leaky_relu"),
     "augment.corruption": ("shuffle",),
     "optim.name": ("adam", "adamw", "sgd"),
+    "optim.scheduler": ("none", "cosine"),
     "trainer.device": ("auto", "cpu", "cuda"),
     "eval.protocol": ("public", "random", "ogb"),
 }

@@ -17,6 +17,7 @@ from torch.autograd.function import once_differentiable
 from graphcl.core.energy import get_energy
 
 __all__ = [
+    "NonFiniteInputError",
     "info_nce",
     "nt_xent",
     "pirl_nce",
@@ -25,6 +26,7 @@ __all__ = [
     "dgi_bce",
     "barlow_twins",
     "vicreg",
+    "cca_ssg",
     "sinkhorn",
     "swav",
     "neg_cosine",
@@ -35,6 +37,10 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- validation, dtypes
+
+
+class NonFiniteInputError(ValueError):
+    """A loss received NaN or Inf (the trainer turns it into a diverged-run error naming epoch and step)."""
 
 
 def _validate(fn: str, *, ndim: int | None = 2, min_rows: int = 1, **tensors: Tensor) -> None:
@@ -52,7 +58,7 @@ def _validate(fn: str, *, ndim: int | None = 2, min_rows: int = 1, **tensors: Te
         if t.dim() > 0 and len(t) < min_rows:
             raise ValueError(f"{fn}: {name!r} needs at least {min_rows} rows, got shape {shape}")
         if not torch.isfinite(t).all():
-            raise ValueError(f"{fn}: {name!r} contains NaN or Inf")
+            raise NonFiniteInputError(f"{fn}: {name!r} contains NaN or Inf")
 
 
 def _validate_negatives(fn: str, negatives: Tensor, query: Tensor, query_name: str) -> None:
@@ -318,6 +324,27 @@ def vicreg(z1: Tensor, z2: Tensor, sim_coeff: float = 25.0, std_coeff: float = 2
 
     (std_a, cov_a), (std_b, cov_b) = variance_covariance(a), variance_covariance(b)
     return sim_coeff * F.mse_loss(a, b) + std_coeff * (std_a + std_b) + cov_coeff * (cov_a + cov_b)
+
+
+def cca_ssg(z1: Tensor, z2: Tensor, lambd: float = 1e-3) -> Tensor:
+    """CCA-SSG (Zhang et al. 2021) on embeddings z1, z2 `[N, D]`, N >= 2, as the authors' code computes it.
+
+    Columns are standardised over nodes, z = (h - mean) / std (unbiased std, clamped at 1e-12); with
+    c = z1^T z2 / N, c1 = z1^T z1 / N, c2 = z2^T z2 / N (all `[D, D]`):
+    loss = -tr(c) + lambd * (||c1 - I||_F^2 + ||c2 - I||_F^2).
+    Since ||z||_F^2 = D (N - 1) after standardising, -tr(c) = ||z1 - z2||_F^2 / (2N) - D (N - 1) / N: the
+    paper's invariance term ||z1 - z2||^2 / N at half weight plus a constant, so the paper's objective with
+    weight lambd' is this one with lambd = lambd' / 2 (and the published lambd values are the code's).
+    """
+    fn = "cca_ssg"
+    _validate(fn, min_rows=2, z1=z1, z2=z2)
+    if not lambd >= 0:  # also rejects NaN
+        raise ValueError(f"{fn}: lambd must be >= 0, got {lambd}")
+    a, b = ((z - z.mean(0)) / z.std(0).clamp_min(1e-12) for z in _compute(z1, z2))
+    n, eye = len(a), torch.eye(a.shape[1], dtype=a.dtype, device=a.device)
+    invariance = -(a * b).sum() / n  # -tr(a^T b) / N without the D x D product
+    decorrelation = (a.T @ a / n - eye).pow(2).sum() + (b.T @ b / n - eye).pow(2).sum()
+    return invariance + lambd * decorrelation
 
 
 # ----------------------------------------------------------------------------- clustering / distillation

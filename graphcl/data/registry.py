@@ -71,6 +71,12 @@ class DatasetSpec:
         """The files the loader reads, relative to the folder."""
         if self.family in ("ogbn", "ogbg"):
             return _ogb_files(self.name, self.level)
+        # The common families spelled out as PyG names them (a test keeps these equal to the loaders' own
+        # lists), so the offline check needs no torch_geometric import and fails within a second.
+        if self.family == "planetoid":
+            return [f"raw/ind.{self.name.lower()}.{part}" for part in _PLANETOID_PARTS]
+        if self.family == "tu":
+            return [f"raw/{self.name}_{part}.txt" for part in ("A", "graph_indicator")]
         # The loader's own list, computed on a stand-in: constructing the loader would process or download.
         raw = self.loader.raw_file_names.fget(SimpleNamespace(name=self.name))
         return [f"raw/{f}" for f in ([raw] if isinstance(raw, str) else raw)]
@@ -80,6 +86,9 @@ class DatasetSpec:
         if self.family == "wikics":  # WikiCS has no name: its root is the dataset folder itself
             return {"root": str(shadow_root / self.folder), "is_undirected": True}
         return {"root": str(shadow_root), "name": self.name}
+
+
+_PLANETOID_PARTS = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
 
 
 def _ogb_files(name: str, level: str) -> list[str]:

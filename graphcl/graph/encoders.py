@@ -5,15 +5,20 @@ them and its output activation), so it drops into any PyG pipeline without graph
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch_geometric.nn import Sequential
 from torch_geometric.nn.models import GAT, GCN, GIN, GraphSAGE
+from torch_geometric.nn.models.basic_gnn import BasicGNN
 from torch_geometric.nn.resolver import activation_resolver
 
 ENCODERS = {"gcn": GCN, "sage": GraphSAGE, "gat": GAT, "gin": GIN}
+# Encoders whose first operation on x is a linear layer, so x may be a CSR matrix (SAGE and GIN aggregate
+# raw features first, which PyTorch's sparse kernels do not support).
+SPARSE_INPUT_ENCODERS = frozenset({"gcn", "gat"})
 
 
 def build_encoder(
@@ -26,12 +31,14 @@ def build_encoder(
     dropout: float = 0.0,
     norm: Optional[str] = None,
     act_last: bool = True,
+    options: Optional[dict[str, Any]] = None,
     **kwargs: Any,
 ) -> nn.Module:
     """A PyG `BasicGNN` `in_channels -> hidden_channels (x num_layers) -> out_channels`.
 
     PyG applies the activation between layers only; `act_last=True` also activates the output (as DGI, GRACE
-    and BGRL do) by wrapping the model in a PyG `Sequential('x, edge_index', [gnn, act])`.
+    and BGRL do) by wrapping the model in a PyG `Sequential('x, edge_index', [gnn, act])`. `options` are
+    further keyword arguments of the PyG model (e.g. `heads` for GAT).
     `forward(x [N, F], edge_index [2, E] or sparse adjacency) -> [N, out_channels or hidden_channels]`.
     """
     key = name.lower()
@@ -45,16 +52,42 @@ def build_encoder(
         act=act,
         dropout=dropout,
         norm=norm,
+        **(options or {}),
         **kwargs,
     )
     if not act_last:
         return gnn
-    return Sequential("x, edge_index", [(gnn, "x, edge_index -> x"), activation_resolver(act)])
+    # Re-use the model's own activation module: PyG shares one across layers, and a 1-layer model would
+    # otherwise carry an unused (PReLU) parameter.
+    out_act = gnn.act if isinstance(gnn.act, nn.Module) else activation_resolver(act)
+    return Sequential("x, edge_index", [(gnn, "x, edge_index -> x"), out_act])
 
 
-def encoder_out_channels(encoder: nn.Module) -> int:
-    """Width of an encoder built by `build_encoder`."""
-    gnn = encoder if hasattr(encoder, "out_channels") else next(
-        m for m in encoder.modules() if hasattr(m, "out_channels") and isinstance(m, torch.nn.Module)
-    )
-    return int(gnn.out_channels)
+def basic_gnn(encoder: nn.Module) -> Optional[BasicGNN]:
+    """The PyG `BasicGNN` of an encoder built by `build_encoder` (None for other modules)."""
+    return next((m for m in encoder.modules() if isinstance(m, BasicGNN)), None)
+
+
+class _Given(nn.Module):
+    def __init__(self, output: Tensor) -> None:
+        super().__init__()
+        self.output = output
+
+    def forward(self, *args: Any, **kwargs: Any) -> Tensor:
+        return self.output
+
+
+@contextmanager
+def first_layer_output(encoder: nn.Module, output: Tensor) -> Iterator[None]:
+    """Within the block, the encoder's first conv returns `output` instead of computing it.
+
+    Lets a method compute the first layer of several views at once (e.g. DGI: `X W` is shared by the real
+    and the shuffled view) and run the rest of the unchanged PyG model on each.
+    """
+    convs = basic_gnn(encoder).convs
+    first = convs[0]
+    convs[0] = _Given(output)
+    try:
+        yield
+    finally:
+        convs[0] = first

@@ -12,8 +12,10 @@ from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.transforms import ToSparseTensor
 
-# CSR support is "beta" in PyTorch; the ops used here (linear, spmm, construction) are stable.
+# CSR support is "beta" in PyTorch; the ops used here (linear, spmm, construction) are stable. Invariant
+# checks stay off (PyTorch's default) but say so explicitly, which silences its warning on every build.
 warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
+torch.sparse.check_sparse_tensor_invariants.disable()
 
 
 def density(x: Tensor) -> float:
@@ -23,15 +25,33 @@ def density(x: Tensor) -> float:
 
 def to_sparse_features(x: Tensor, max_density: float = 0.1) -> Tensor:
     """`x` as a CSR matrix when at most `max_density` of its entries are non-zero, else unchanged."""
-    if x.layout == torch.sparse_csr or x.dim() != 2 or density(x) > max_density:
+    if x.layout == torch.sparse_csr or x.dim() != 2 or max_density <= 0 or density(x) > max_density:
         return x
     return x.to_sparse_csr()
 
 
-def permute_rows(x: Tensor, perm: Tensor) -> Tensor:
-    """`x[perm]` for dense and CSR matrices (CSR has no row indexing in PyTorch); O(nnz), no Python loop."""
-    if x.layout != torch.sparse_csr:
+class _PermuteRows(torch.autograd.Function):
+    """`x[perm]` for a permutation: the backward is a gather by the inverse permutation, not an
+    accumulating scatter (which must allow for repeated indices)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, perm: Tensor) -> Tensor:
+        ctx.save_for_backward(perm)
         return x[perm]
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (perm,) = ctx.saved_tensors
+        inverse = torch.empty_like(perm)
+        inverse[perm] = torch.arange(perm.numel(), device=perm.device)
+        return grad[inverse], None
+
+
+def permute_rows(x: Tensor, perm: Tensor) -> Tensor:
+    """`x[perm]` for a permutation `perm`, for dense and CSR matrices (CSR has no row indexing in PyTorch);
+    O(nnz), no Python loop."""
+    if x.layout != torch.sparse_csr:
+        return _PermuteRows.apply(x, perm) if x.requires_grad else x[perm]
     crow, col, val = x.crow_indices(), x.col_indices(), x.values()
     lengths = (crow[1:] - crow[:-1])[perm]
     new_crow = torch.zeros_like(crow)
@@ -39,14 +59,44 @@ def permute_rows(x: Tensor, perm: Tensor) -> Tensor:
     # position of every stored entry of the new matrix inside the old one
     starts = torch.repeat_interleave(crow[:-1][perm] - new_crow[:-1], lengths)
     src = starts + torch.arange(int(new_crow[-1]), device=x.device)
-    return torch.sparse_csr_tensor(new_crow, col[src], val[src], x.shape, check_invariants=False)
+    return torch.sparse_csr_tensor(new_crow, col[src], val[src], x.shape)
 
 
 def sparse_full_batch(data: Data, max_density: float = 0.1) -> Data:
     """A copy of `data` for fast full-batch training: CSR features (when sparse enough) and the adjacency
     as a CSR `adj_t` (PyG's transposed layout; row i lists the sources of node i), which PyG's convs accept
     in place of `edge_index`."""
-    out = ToSparseTensor(layout=torch.sparse_csr)(data.clone())
+    # keep edge_index too: methods that perturb edges (edge dropping) start from it
+    out = ToSparseTensor(remove_edge_index=False, layout=torch.sparse_csr)(data.clone())
     if out.x is not None:
         out.x = to_sparse_features(out.x, max_density)
     return out
+
+
+class _ConstantSparseMM(torch.autograd.Function):
+    """`a @ b` for a constant sparse `a` with a precomputed transpose: backward is `a_t @ grad`.
+
+    PyTorch's own backward re-derives the transpose of a CSR matrix (a sort) at every step.
+    """
+
+    @staticmethod
+    def forward(ctx, a: Tensor, a_t: Tensor, b: Tensor) -> Tensor:
+        ctx.a_t = a_t
+        return a @ b
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return None, None, ctx.a_t @ grad
+
+
+class SparseOperand:
+    """A constant matrix (CSR or dense) used as the left factor of products with trainable right factors."""
+
+    def __init__(self, a: Tensor) -> None:
+        self.a = a
+        self.a_t = a.t().to_sparse_csr() if a.layout == torch.sparse_csr else None
+
+    def __matmul__(self, b: Tensor) -> Tensor:
+        if self.a_t is None:
+            return self.a @ b
+        return _ConstantSparseMM.apply(self.a, self.a_t, b)

@@ -13,10 +13,11 @@ from torch import nn
 
 import graphcl
 from graphcl.graph.encoders import build_encoder
+from graphcl.graph.methods.mvgrl import mvgrl_encoder
 from graphcl.train.checkpoint import CheckpointError, load_torch, save_json, save_torch
 
 ENCODER_FORMAT = 1  # bump when the layout of encoder.pt changes; older layouts stay readable
-BUILDERS = {"graph": build_encoder}
+BUILDERS = {"graph": build_encoder, "mvgrl": mvgrl_encoder}  # names a method's `encoder_builder` may give
 
 
 def save_encoder(path: str | os.PathLike, spec: dict[str, Any], states: list[dict], seeds: list[int],

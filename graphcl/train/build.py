@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 from typing import Any
 
 import torch
@@ -12,8 +13,12 @@ from torch import nn
 from graphcl.config import ConfigError
 from graphcl.graph.encoders import build_encoder
 from graphcl.graph.methods import DGI
+from graphcl.graph.methods import BGRL, CCASSG, GRACE
+from graphcl.graph.methods import GraphMAE, MVGRL
 
 METHODS: dict[str, type[nn.Module]] = {"dgi": DGI}
+METHODS.update(grace=GRACE, bgrl=BGRL, ccassg=CCASSG)
+METHODS.update(graphmae=GraphMAE, mvgrl=MVGRL)
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
 
@@ -45,7 +50,10 @@ def build_method(cfg: DictConfig, in_channels: int, static_graph: bool = False) 
     cls = method_class(cfg.model.method)
     spec = encoder_spec(cfg, in_channels)
     cache = static_graph and getattr(cls, "static_graph", False) and spec["name"] == "gcn"
-    encoder = build_encoder(**spec, **({"cached": True} if cache else {}))
+    try:
+        encoder = build_encoder(**spec, **({"cached": True} if cache else {}))
+    except TypeError as e:  # an option the PyG model does not take
+        raise ConfigError(f"key 'model.encoder.options' is not accepted by the {spec['name']} encoder: {e}") from None
     params = OmegaConf.to_container(cfg.model.params, resolve=True)
     accepted = [p for p in inspect.signature(cls).parameters if p not in ("encoder", "hidden_channels")]
     for key in params:
@@ -58,3 +66,12 @@ def build_method(cfg: DictConfig, in_channels: int, static_graph: bool = False) 
 
 def build_optimizer(cfg: DictConfig, params) -> torch.optim.Optimizer:
     return OPTIMIZERS[cfg.optim.name](params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+
+
+def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer):
+    """The per-epoch learning-rate schedule of `optim.scheduler` (None for "none"). "cosine" multiplies the lr
+    by (1 + cos(pi e / E)) / 2 at epoch e of E = `trainer.epochs` (GraphMAE's schedule)."""
+    if cfg.optim.scheduler == "none":
+        return None
+    epochs = cfg.trainer.epochs
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: (1 + math.cos(math.pi * e / epochs)) / 2)

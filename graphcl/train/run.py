@@ -21,12 +21,13 @@ from torch_geometric.data import Data
 from graphcl.config import config_from_dict, load_config, save_config
 from graphcl.evaluate import evaluate_nodes
 from graphcl.graph.methods.dgi import graph_inputs
+from graphcl.graph.encoders import SPARSE_INPUT_ENCODERS
 from graphcl.graph.sparse import sparse_full_batch
 from graphcl.train.artifacts import encoder_from_file, read_encoder_file, save_encoder, write_environment
-from graphcl.train.build import build_method, build_optimizer, encoder_spec, method_class
+from graphcl.train.build import build_method, build_optimizer, build_scheduler, encoder_spec, method_class
 from graphcl.train.checkpoint import CheckpointError, load_torch, save_json, save_torch, seed_everything
 from graphcl.train.rundir import MetricsLog, RunDir
-from graphcl.train.trainer import Trainer, peak_memory_mb, resolve_device
+from graphcl.train.trainer import Trainer, peak_memory_mb, reset_peak_memory, resolve_device
 
 CHECKPOINT_FORMAT = 1
 
@@ -39,12 +40,28 @@ def load_run_dataset(cfg: DictConfig):
                         normalize_features=cfg.data.normalize_features)
 
 
-def prepare_nodes(data: Data, device: torch.device) -> Data:
-    """The full-batch graph as every encoder call sees it: CSR features when sparse and a CSR adjacency
-    (message passing as one sparse-dense product), on `device`."""
+def prepare_nodes(data: Data, device: torch.device, sparse_features: bool = True) -> Data:
+    """The full-batch graph as encoder calls see it, on `device`: a CSR adjacency `adj_t` (message passing
+    as one sparse-dense product) beside `edge_index`, and CSR features when they are sparse enough and
+    `sparse_features` (methods that augment features get them dense). Evaluation always uses the default."""
     keep = {"x", "edge_index", "edge_weight"}
     slim = Data(**{k: v for k, v in data.items() if k in keep}, num_nodes=data.num_nodes)
-    return sparse_full_batch(slim).to(device)
+    return sparse_full_batch(slim, max_density=0.1 if sparse_features else 0.0).to(device)
+
+
+def saved_encoder(cfg: DictConfig, in_channels: int) -> tuple[str, dict[str, Any]]:
+    """(builder, keyword arguments) with which `load_encoder` rebuilds `method.encoder`: `encoder_spec` and the
+    "graph" builder, unless the method class names its own `encoder_builder` (a key of `artifacts.BUILDERS`)
+    and the `model.params` it takes (`encoder_params`), e.g. MVGRL's two-view encoder and its diffusion."""
+    cls = method_class(cfg.model.method)
+    params = OmegaConf.to_container(cfg.model.params, resolve=True)
+    extra = {k: params[k] for k in getattr(cls, "encoder_params", ()) if k in params}
+    return getattr(cls, "encoder_builder", "graph"), {**encoder_spec(cfg, in_channels), **extra}
+
+
+def evaluation_batch(cfg: DictConfig, data: Data, device: torch.device) -> Data:
+    """The graph the saved encoder is evaluated on: CSR features where the encoder accepts them."""
+    return prepare_nodes(data, device, sparse_features=cfg.model.encoder.name in SPARSE_INPUT_ENCODERS)
 
 
 @torch.no_grad()
@@ -104,24 +121,27 @@ def train_run(cfg: DictConfig, out_dir: str | os.PathLike, *, mode: str = "new",
                 raise CheckpointError(f"{run.file('checkpoint.pt')} has checkpoint format "
                                       f"{checkpoint.get('format')!r}; expected {CHECKPOINT_FORMAT}")
             cfg = config_from_dict(checkpoint["config"])
-        method_class(cfg.model.method)  # fail fast on an unknown method, before loading data
+        cls = method_class(cfg.model.method)  # fail fast on an unknown method, before loading data
+        device = resolve_device(cfg.trainer.device)
+        if dataset is None:
+            dataset = load_run_dataset(cfg)
+        # the directory becomes a run only once its inputs are known to be usable
         cfg_dict = OmegaConf.to_container(cfg, resolve=True)
         save_config(cfg, run.file("config.yaml"))
-        device = resolve_device(cfg.trainer.device)
         write_environment(run.file("env.json"), device)
         if cfg.trainer.deterministic and device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
 
-        if dataset is None:
-            dataset = load_run_dataset(cfg)
         data = dataset[0]
-        batch = prepare_nodes(data, device)
+        batch = evaluation_batch(cfg, data, device)
+        sparse = getattr(cls, "sparse_features", False) and cfg.model.encoder.name in SPARSE_INPUT_ENCODERS
+        train_batch = prepare_nodes(data, device, sparse_features=sparse)
         name = getattr(dataset, "name", cfg.data.name)
-        spec = encoder_spec(cfg, data.num_features)
+        builder, spec = saved_encoder(cfg, data.num_features)
 
         done: list[dict] = list(checkpoint["completed"]) if checkpoint else []
         current = checkpoint.get("current") if checkpoint else None
-        metrics = MetricsLog(run.file("metrics.jsonl"))
+        metrics = MetricsLog(run.file("metrics.jsonl"), tensorboard_dir=run.file("tensorboard"))
         if checkpoint:  # forget epochs logged after the checkpoint we resume from
             reached = {s["seed"]: math.inf for s in done}
             if current:
@@ -139,24 +159,24 @@ def train_run(cfg: DictConfig, out_dir: str | os.PathLike, *, mode: str = "new",
                 seed_everything(seed)
                 method = build_method(cfg, data.num_features, static_graph=cfg.data.loader == "full").to(device)
                 optimizer = build_optimizer(cfg, method.parameters())
+                scheduler = build_scheduler(cfg, optimizer)
                 trainer = Trainer(
-                    method, optimizer, lambda: [batch],
+                    method, optimizer, lambda: [train_batch],
                     epochs=cfg.trainer.epochs, patience=cfg.trainer.patience, device=device,
                     amp=cfg.trainer.amp, checkpoint_every=cfg.trainer.checkpoint_every,
                     on_checkpoint=lambda state, seed=seed: save_checkpoint({"seed": seed, **state}),
                     on_epoch=lambda row, seed=seed: metrics.write({"seed": seed, **row}),
-                    progress=cfg.trainer.progress, desc=f"{cfg.model.method} seed {seed}",
+                    progress=cfg.trainer.progress, desc=f"{cfg.model.method} seed {seed}", scheduler=scheduler,
                 )
                 if current is not None and current["seed"] == seed:
                     trainer.load_state_dict(current)
                     current = None
-                if device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats(device)
+                reset_peak_memory(device)
                 fit = trainer.fit()
                 peak = peak_memory_mb(device)
                 state = {k: v.detach().cpu() for k, v in method.encoder.state_dict().items()}
                 # Evaluate exactly what `graphcl eval` will load: the saved spec and weights, uncached.
-                encoder = encoder_from_file({"builder": "graph", "spec": spec, "seeds": [seed],
+                encoder = encoder_from_file({"builder": builder, "spec": spec, "seeds": [seed],
                                              "state_dicts": [state]}).to(device)
                 result = probe(cfg, embed_nodes(encoder, batch), data, dataset, seed)
                 done.append({"seed": seed, "fit": asdict(fit), "eval": result, "peak_memory_mb": peak,
@@ -168,6 +188,7 @@ def train_run(cfg: DictConfig, out_dir: str | os.PathLike, *, mode: str = "new",
             metrics.close()
 
         save_encoder(run.file("encoder.pt"), spec, [s["encoder_state"] for s in done], [s["seed"] for s in done],
+                     builder=builder,
                      meta={"method": cfg.model.method, "dataset": name})
         results = summarise(cfg, name, done, device)
         save_json(results, run.file("results.json"))
@@ -186,7 +207,7 @@ def evaluate_run(run_dir: str | os.PathLike, device: str = "cpu") -> dict:
     enc = read_encoder_file(run_dir)
     dataset = load_run_dataset(cfg)
     data = dataset[0]
-    batch = prepare_nodes(data, torch.device(device))
+    batch = evaluation_batch(cfg, data, torch.device(device))
     seeds = []
     for seed in enc["seeds"]:
         result = probe(cfg, embed_nodes(encoder_from_file(enc, seed).to(device), batch), data, dataset, seed)
@@ -209,7 +230,7 @@ def embed_run(run_dir: str | os.PathLike, out: str | os.PathLike, seed: Optional
     cfg = _run_config(run_dir)
     enc = read_encoder_file(run_dir)
     data = load_run_dataset(cfg)[0]
-    z = embed_nodes(encoder_from_file(enc, seed).to(device), prepare_nodes(data, torch.device(device)))
+    z = embed_nodes(encoder_from_file(enc, seed).to(device), evaluation_batch(cfg, data, torch.device(device)))
     out = Path(out)
     if out.suffix == ".npy":
         atomic_write(out, lambda f: np.save(f, z.numpy()))

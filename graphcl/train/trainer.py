@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from graphcl.core.losses import NonFiniteInputError
 from graphcl.train.checkpoint import rng_state, set_rng_state
 
 
@@ -43,10 +44,29 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new peak-memory window (CUDA allocator peak; on Linux the process's peak RSS, VmHWM)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:  # not Linux: the peak then counts from process start
+        pass
+
+
 def peak_memory_mb(device: torch.device) -> float:
-    """Peak memory of this process: CUDA allocator peak on GPU, peak resident set size on CPU."""
+    """Peak memory since `reset_peak_memory`: CUDA allocator peak on GPU, peak resident set size on CPU."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
@@ -66,8 +86,10 @@ class Trainer:
         on_epoch: Optional[Callable[[dict], None]] = None,
         progress: bool = True,
         desc: str = "train",
+        scheduler: Optional[torch.optim.lr_scheduler.LRScheduler] = None,
     ) -> None:
         self.method, self.optimizer, self.batches = method, optimizer, batches
+        self.scheduler = scheduler  # stepped once per epoch
         self.epochs, self.patience, self.device = epochs, patience, device
         # bf16 autocast on CUDA only: CPU autocast is slow for sparse ops and brings no memory win here
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda" else nullcontext()
@@ -87,6 +109,7 @@ class Trainer:
         return {
             "method": self.method.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "epoch": self.epoch,
             "step": self.step,
             "best_loss": self.best_loss,
@@ -100,6 +123,8 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         self.method.load_state_dict(state["method"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
         for key in ("epoch", "step", "best_loss", "best_epoch", "bad_epochs", "best_state", "train_seconds"):
             setattr(self, key, state[key])
         set_rng_state(state["rng"])
@@ -109,8 +134,11 @@ class Trainer:
         self.method.train()
         total, count = 0.0, 0
         for i, batch in enumerate(self.batches()):
-            with self.autocast:
-                loss = self.method(batch)
+            try:
+                with self.autocast:
+                    loss = self.method(batch)
+            except NonFiniteInputError as e:  # embeddings blew up before the loss could be formed
+                raise NonFiniteLossError(f"non-finite values at epoch {epoch}, step {i + 1}: {e}") from None
             value = loss.item()
             if not math.isfinite(value):
                 terms = getattr(self.method, "last_terms", None)
@@ -134,6 +162,8 @@ class Trainer:
             start = time.perf_counter()
             total_steps = self.epochs * (steps_per_epoch or 1)
             loss = self._train_epoch(epoch, total_steps)
+            if self.scheduler is not None:
+                self.scheduler.step()
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             seconds = time.perf_counter() - start

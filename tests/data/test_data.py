@@ -264,3 +264,15 @@ def test_synthetic_node_data_is_small_deterministic_and_planted() -> None:
     centroids = torch.stack([data.x[data.train_mask & (data.y == c)].mean(0) for c in range(4)])
     predicted = torch.cdist(data.x[data.test_mask], centroids).argmin(dim=1)
     assert (predicted == data.y[data.test_mask]).float().mean() > 0.6  # informative features
+
+
+def test_static_raw_file_lists_equal_the_loaders_own():
+    """Planetoid/TU file lists are spelled out for a fast offline check; they must match PyG's."""
+    from types import SimpleNamespace
+
+    from graphcl.data import get_spec
+
+    for name in ("Cora", "CiteSeer", "PubMed", "MUTAG", "IMDB-BINARY"):
+        spec = get_spec(name)
+        raw = spec.loader.raw_file_names.fget(SimpleNamespace(name=spec.name))
+        assert spec.files() == [f"raw/{f}" for f in ([raw] if isinstance(raw, str) else raw)]

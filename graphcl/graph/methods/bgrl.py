@@ -1,0 +1,72 @@
+"""BGRL: Large-Scale Representation Learning on Graphs via Bootstrapping (Thakoor et al., ICLR 2022).
+
+views: two perturbations of the graph (edges dropped, feature columns masked, per-view rates);
+encoder: an online GNN with a predictor, and a target GNN that is an EMA of the online one; energy: cosine;
+objective: `neg_cosine` of each view's prediction against the target's embedding of the other view.
+No negatives: the asymmetric predictor and the slowly moving target keep the solution from collapsing.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Data
+
+from graphcl.core.heads import prediction_head
+from graphcl.core.losses import neg_cosine
+from graphcl.core.momentum import copy_as_target, cosine_schedule, ema_update
+from graphcl.graph.methods.dgi import graph_inputs
+from graphcl.graph.methods.grace import edge_feature_view
+
+
+def reset_parameters(module: nn.Module) -> nn.Module:
+    """Re-draw every sub-module's parameters that knows how to (global RNG); returns `module`."""
+    for m in module.modules():
+        if m is not module and hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    return module
+
+
+class BGRL(nn.Module):
+    """`forward(batch) -> loss`, `after_step(step, total_steps)` (EMA update of the target),
+    `embed(batch) -> [N, hidden]` (the online encoder's output on the whole graph).
+
+    Args:
+        drop_edge_1, drop_edge_2, drop_feature_1, drop_feature_2: per-view augmentation rates.
+        pred_hidden: hidden width of the predictor Linear -> PReLU -> Linear (BGRL's, no norm).
+        momentum_start: EMA momentum at step 0, raised to 1 along a cosine over training.
+        reinit_target: draw the target's initial weights afresh, as the official BGRL code does (else it
+            starts as an exact copy of the online encoder, as in BYOL).
+    """
+
+    static_graph = False  # perturbs edges: a GCN must not cache its normalised adjacency
+
+    def __init__(self, encoder: nn.Module, hidden_channels: int, drop_edge_1: float = 0.5,
+                 drop_edge_2: float = 0.3, drop_feature_1: float = 0.2, drop_feature_2: float = 0.5,
+                 pred_hidden: int = 512, momentum_start: float = 0.99, reinit_target: bool = True) -> None:
+        super().__init__()
+        if not 0.0 <= momentum_start <= 1.0:
+            raise ValueError(f"BGRL: momentum_start must lie in [0, 1], got {momentum_start}")
+        self.encoder = encoder
+        self.predictor = prediction_head(hidden_channels, pred_hidden, norm=None, act="prelu")
+        self.target = copy_as_target(encoder)
+        if reinit_target:
+            reset_parameters(self.target)
+        self.momentum_start = momentum_start
+        self.rates = ((drop_edge_1, drop_feature_1), (drop_edge_2, drop_feature_2))
+
+    def forward(self, batch: Data) -> Tensor:
+        views = [edge_feature_view(batch, *rates) for rates in self.rates]
+        p1, p2 = (self.predictor(self.encoder(*view)) for view in views)
+        with torch.no_grad():
+            t1, t2 = (self.target(*view) for view in views)
+        return neg_cosine(p1, t2) + neg_cosine(p2, t1)
+
+    def after_step(self, step: int, total_steps: int) -> None:
+        """EMA update after optimiser step `step` (1-based): m follows the cosine ramp from
+        `momentum_start` to 1 over 0-based steps, as the official code schedules it."""
+        m = cosine_schedule(step - 1, total_steps, self.momentum_start, 1.0)
+        ema_update(self.encoder, self.target, m)
+
+    @torch.no_grad()
+    def embed(self, batch: Data) -> Tensor:
+        return self.encoder(*graph_inputs(batch))

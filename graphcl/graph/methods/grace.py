@@ -1,0 +1,62 @@
+"""GRACE: Deep Graph Contrastive Representation Learning (Zhu et al., 2020).
+
+views: two perturbations of the graph, each dropping edges and masking feature columns at its own rates;
+encoder: a shared GNN, then a projection head fc -> ELU -> fc; energy: cosine / tau; objective: `info_nce`
+with in-batch negatives from both views (`intra_view`), symmetrised over the two views.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Data
+
+from graphcl.core.heads import projection_head
+from graphcl.core.losses import info_nce
+from graphcl.graph.methods.dgi import graph_inputs
+from graphcl.graph.views import drop_edges, mask_feature_columns
+
+
+def edge_feature_view(batch: Data, drop_edge: float, drop_feature: float) -> tuple[Tensor, Tensor]:
+    """One random view of a full-batch graph (global RNG): dense `x [N, F]` with feature columns masked at
+    rate `drop_feature`, and `edge_index [2, E']` with directed edges dropped at rate `drop_edge`."""
+    x = batch.x if batch.x.layout == torch.strided else batch.x.to_dense()
+    edge_index, _ = drop_edges(batch.edge_index, drop_edge)
+    return mask_feature_columns(x, drop_feature), edge_index
+
+
+class GRACE(nn.Module):
+    """`forward(batch) -> loss`, `embed(batch) -> [N, hidden]` (the encoder's output on the whole graph).
+
+    Args:
+        tau: temperature of the cosine energy.
+        drop_edge_1, drop_edge_2, drop_feature_1, drop_feature_2: per-view augmentation rates.
+        proj_hidden: hidden width of the projection head (whose output width is the encoder's).
+        chunk_size: rows of the N x N score matrix alive at once in `info_nce` (None: all).
+    """
+
+    static_graph = False  # perturbs edges: a GCN must not cache its normalised adjacency
+
+    def __init__(self, encoder: nn.Module, hidden_channels: int, tau: float = 0.5, drop_edge_1: float = 0.2,
+                 drop_edge_2: float = 0.4, drop_feature_1: float = 0.3, drop_feature_2: float = 0.4,
+                 proj_hidden: Optional[int] = None, chunk_size: Optional[int] = None) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.projector = projection_head(hidden_channels, hidden_channels, proj_hidden or hidden_channels,
+                                         norm=None, act="elu")
+        self.tau, self.chunk_size = tau, chunk_size
+        self.rates = ((drop_edge_1, drop_feature_1), (drop_edge_2, drop_feature_2))
+
+    def forward(self, batch: Data) -> Tensor:
+        z1, z2 = (self.projector(self.encoder(*edge_feature_view(batch, *rates))) for rates in self.rates)
+        return self.loss(z1, z2)
+
+    def loss(self, z1: Tensor, z2: Tensor) -> Tensor:
+        """½ (info_nce(z1, z2) + info_nce(z2, z1)) over projections `[N, D]`, both views as negatives."""
+        kwargs = dict(temperature=self.tau, intra_view=True, chunk_size=self.chunk_size)
+        return (info_nce(z1, z2, **kwargs) + info_nce(z2, z1, **kwargs)) / 2
+
+    @torch.no_grad()
+    def embed(self, batch: Data) -> Tensor:
+        return self.encoder(*graph_inputs(batch))

@@ -1,0 +1,222 @@
+"""GNN encoders (PyG BasicGNN models by name), DGI's feature-shuffling view, and the sparse full-batch inputs."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch_geometric.data import Data
+from torch_geometric.nn import Sequential
+from torch_geometric.nn.models import GAT, GCN, GIN, GraphSAGE
+from torch_geometric.nn.models.basic_gnn import BasicGNN
+
+from graphcl.data import make_synthetic_node_data
+from graphcl.graph import ENCODERS, ShuffleFeatures, build_encoder, shuffle_features
+from graphcl.graph.sparse import permute_rows, sparse_full_batch, to_sparse_features
+
+PYG = {"gcn": GCN, "sage": GraphSAGE, "gat": GAT, "gin": GIN}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread(single_thread) -> None:
+    """Before the module's shared runs: see `single_thread` in conftest.py."""
+
+
+@pytest.fixture(scope="module")
+def graph() -> Data:
+    return make_synthetic_node_data(num_nodes=80, num_features=12, seed=1)
+
+
+def sparse_graph(num_nodes: int = 80, num_features: int = 40, seed: int = 0) -> Data:
+    """A graph with bag-of-words-like features (~5% ones, some nodes featureless) and isolated nodes."""
+    data = make_synthetic_node_data(num_nodes=num_nodes, num_features=num_features, seed=seed, avg_degree=3)
+    gen = torch.Generator().manual_seed(seed)
+    x = (torch.rand(num_nodes, num_features, generator=gen) < 0.05).float()
+    x[:5] = 0  # empty rows, including the first one
+    x[-1] = 0  # ... and the last one
+    data.x = x
+    return data
+
+
+# -- encoders --------------------------------------------------------------------------------------------
+def test_encoder_names() -> None:
+    assert set(ENCODERS) == set(PYG)
+
+
+@pytest.mark.parametrize("name", list(PYG))
+def test_build_encoder_act_last_is_pyg_sequential(name: str, graph: Data) -> None:
+    enc = build_encoder(name, graph.num_features, 16, 2)
+    assert isinstance(enc, Sequential)
+    gnn, act = list(enc.children())
+    assert type(gnn) is PYG[name]
+    assert gnn.in_channels == graph.num_features and gnn.out_channels == 16 and gnn.num_layers == 2
+    z = enc(graph.x, graph.edge_index)
+    assert z.shape == (graph.num_nodes, 16)
+    # the output is the PyG model's output, activated
+    torch.testing.assert_close(z, act(gnn(graph.x, graph.edge_index)))
+    assert not torch.equal(z, gnn(graph.x, graph.edge_index)), "act_last must activate the output"
+
+
+@pytest.mark.parametrize("name", list(PYG))
+def test_build_encoder_bare_basic_gnn(name: str, graph: Data) -> None:
+    enc = build_encoder(name.upper(), graph.num_features, 16, 2, out_channels=7, act_last=False)
+    assert type(enc) is PYG[name] and isinstance(enc, BasicGNN)
+    assert enc.out_channels == 7
+    assert enc(graph.x, graph.edge_index).shape == (graph.num_nodes, 7)
+
+
+def test_build_encoder_passes_options_to_pyg(graph: Data) -> None:
+    enc = build_encoder("gat", graph.num_features, 16, 2, heads=4, dropout=0.5, norm="batch_norm", act="elu",
+                        act_last=False)
+    assert enc.convs[0].heads == 4 and enc.dropout.p == 0.5
+    assert "BatchNorm" in type(enc.norms[0]).__name__
+    enc.eval()
+    assert enc(graph.x, graph.edge_index).shape == (graph.num_nodes, 16)
+
+
+def test_build_encoder_single_layer_gcn(graph: Data) -> None:
+    enc = build_encoder("gcn", graph.num_features, 32, 1)
+    assert enc(graph.x, graph.edge_index).shape == (graph.num_nodes, 32)
+    # the 1-layer model is one GCNConv and its output activation
+    assert len(list(enc.children())[0].convs) == 1
+
+
+def test_build_encoder_unknown_name() -> None:
+    with pytest.raises(ValueError, match="unknown encoder 'gcnn'"):
+        build_encoder("gcnn", 8, 16, 1)
+
+
+def test_built_encoder_state_dict_round_trip(graph: Data) -> None:
+    a = build_encoder("gcn", graph.num_features, 16, 2)
+    b = build_encoder("gcn", graph.num_features, 16, 2)
+    b.load_state_dict(a.state_dict())
+    torch.testing.assert_close(a(graph.x, graph.edge_index), b(graph.x, graph.edge_index), rtol=0, atol=0)
+
+
+# -- views -----------------------------------------------------------------------------------------------
+def _row_ids(x: torch.Tensor) -> torch.Tensor:
+    """Rows of `x = arange(N * F).view(N, F)` identify themselves by their first entry."""
+    return (x[:, 0] / x.size(1)).long()
+
+
+def test_shuffle_features_permutes_rows() -> None:
+    x = torch.arange(50 * 3, dtype=torch.float).view(50, 3)
+    original = x.clone()
+    out = shuffle_features(x, torch.Generator().manual_seed(0))
+    assert torch.equal(x, original), "the input must not change"
+    ids = _row_ids(out)
+    assert sorted(ids.tolist()) == list(range(50)), "same multiset of rows"
+    assert torch.equal(out, x[ids]), "whole rows move, their entries stay together"
+    assert not torch.equal(ids, torch.arange(50))
+
+
+def test_shuffle_features_is_reproducible_with_a_generator() -> None:
+    x = torch.randn(40, 5)
+    a = shuffle_features(x, torch.Generator().manual_seed(3))
+    b = shuffle_features(x, torch.Generator().manual_seed(3))
+    c = shuffle_features(x, torch.Generator().manual_seed(4))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    torch.manual_seed(7)
+    d = shuffle_features(x)
+    torch.manual_seed(7)
+    assert torch.equal(d, shuffle_features(x)), "without a generator it follows the global RNG"
+
+
+def test_shuffle_features_transform(graph: Data) -> None:
+    x = torch.arange(graph.num_nodes * 4, dtype=torch.float).view(graph.num_nodes, 4)
+    data = Data(x=x, edge_index=graph.edge_index, y=graph.y)
+    out = ShuffleFeatures(torch.Generator().manual_seed(11))(data)
+    assert out is not data and torch.equal(data.x, x), "the input Data must not change"
+    assert torch.equal(out.edge_index, data.edge_index) and torch.equal(out.y, data.y)
+    assert sorted(_row_ids(out.x).tolist()) == list(range(graph.num_nodes))
+    assert torch.equal(out.x, shuffle_features(x, torch.Generator().manual_seed(11)))
+
+
+# -- sparse inputs ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_permute_rows_csr_equals_dense_indexing(seed: int) -> None:
+    x = sparse_graph(seed=seed).x
+    perm = torch.randperm(x.size(0), generator=torch.Generator().manual_seed(seed))
+    out = permute_rows(x.to_sparse_csr(), perm)
+    assert out.layout == torch.sparse_csr and out.shape == x.shape
+    assert torch.equal(out.to_dense(), x[perm])
+    # a valid CSR matrix: the same components pass PyTorch's invariant checks
+    torch.sparse_csr_tensor(out.crow_indices(), out.col_indices(), out.values(), out.shape, check_invariants=True)
+
+
+def test_permute_rows_edge_cases() -> None:
+    empty = torch.zeros(6, 4)
+    perm = torch.tensor([5, 0, 3, 1, 4, 2])
+    assert torch.equal(permute_rows(empty.to_sparse_csr(), perm).to_dense(), empty)
+    one = torch.zeros(6, 4)
+    one[5, 2] = 3.0  # only the last row holds anything
+    assert torch.equal(permute_rows(one.to_sparse_csr(), perm).to_dense(), one[perm])
+    dense = torch.randn(6, 4)
+    assert torch.equal(permute_rows(dense, perm), dense[perm])
+
+
+def test_permute_rows_dense_gradient() -> None:
+    x = torch.randn(7, 3, dtype=torch.double, requires_grad=True)
+    perm = torch.randperm(7, generator=torch.Generator().manual_seed(0))
+    torch.autograd.gradcheck(lambda t: permute_rows(t, perm), (x,))
+    w = torch.randn(7, 3, dtype=torch.double)
+    (permute_rows(x, perm) * w).sum().backward()
+    expected = torch.zeros_like(w)
+    expected[perm] = w
+    torch.testing.assert_close(x.grad, expected)
+
+
+def test_to_sparse_features_threshold() -> None:
+    x = sparse_graph().x
+    assert to_sparse_features(x).layout == torch.sparse_csr
+    dense = torch.randn(10, 4)
+    assert to_sparse_features(dense) is dense
+
+
+def test_sparse_full_batch_layout() -> None:
+    data = sparse_graph()
+    batch = sparse_full_batch(data)
+    assert batch.x.layout == torch.sparse_csr and torch.equal(batch.x.to_dense(), data.x)
+    assert "adj_t" in batch and batch.adj_t.layout == torch.sparse_csr
+    if "edge_index" in batch:  # may be kept beside adj_t (methods that perturb edges start from it)
+        assert set(map(tuple, batch.edge_index.t().tolist())) == set(map(tuple, data.edge_index.t().tolist()))
+    assert batch.num_nodes == data.num_nodes
+    assert torch.equal(batch.y, data.y)
+    assert "edge_index" in data and data.x.layout == torch.strided, "the input Data must not change"
+    assert batch.adj_t._nnz() == data.edge_index.size(1)
+    # dense features stay dense
+    assert sparse_full_batch(make_synthetic_node_data(num_nodes=80)).x.layout == torch.strided
+
+
+@pytest.mark.parametrize("name", list(PYG))
+def test_sparse_adjacency_gives_same_encoder_output(name: str) -> None:
+    """Every encoder accepts the CSR `adj_t` in place of `edge_index` (features kept dense)."""
+    data = sparse_graph()
+    batch = sparse_full_batch(data, max_density=0.0)
+    assert batch.x.layout == torch.strided and batch.adj_t.layout == torch.sparse_csr
+    torch.manual_seed(0)
+    enc = build_encoder(name, data.num_features, 16, 2).eval()
+    torch.testing.assert_close(enc(batch.x, batch.adj_t), enc(data.x, data.edge_index), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["gcn", "gat"])
+def test_sparse_full_batch_gives_same_encoder_output(name: str) -> None:
+    """CSR features and CSR adjacency together (GCN's and GAT's first op is a linear layer)."""
+    data = sparse_graph()
+    batch = sparse_full_batch(data)
+    assert batch.x.layout == torch.sparse_csr
+    torch.manual_seed(0)
+    enc = build_encoder(name, data.num_features, 16, 2).eval()
+    torch.testing.assert_close(enc(batch.x, batch.adj_t), enc(data.x, data.edge_index), atol=1e-5, rtol=1e-4)
+
+
+def test_sparse_full_batch_gcn_gradients_match() -> None:
+    data = sparse_graph()
+    batch = sparse_full_batch(data)
+    torch.manual_seed(0)
+    enc = build_encoder("gcn", data.num_features, 16, 2)
+    enc(data.x, data.edge_index).square().sum().backward()
+    dense = {k: p.grad.clone() for k, p in enc.named_parameters()}
+    enc.zero_grad()
+    enc(batch.x, batch.adj_t).square().sum().backward()
+    for k, p in enc.named_parameters():
+        torch.testing.assert_close(p.grad, dense[k], atol=1e-4, rtol=1e-4, msg=k)
