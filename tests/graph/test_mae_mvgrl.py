@@ -204,7 +204,7 @@ def test_mvgrl_learns_on_cora(cora_run, shared_datasets: Path) -> None:
     _, spec = saved_encoder(cfg, data.num_features)
     random_enc = mvgrl_encoder(**spec)
     random = evaluate_nodes(embed_nodes(random_enc, batch), data, protocol="public", c_grid=[0.1, 1.0])["test"]
-    assert trained > random + 0.03, f"MVGRL {trained:.3f} vs a random encoder {random:.3f}"
+    assert trained > random + 0.1, f"MVGRL {trained:.3f} vs a random encoder {random:.3f}"
 
 
 def test_mvgrl_encoder_round_trip(cora_run, shared_datasets: Path) -> None:
