@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("overrides", nargs="*", help="dotted overrides applied to every config")
     r.add_argument("--out", default="runs", help="root of the suite's run directories (default runs/)")
     r.add_argument("--table", help="where to write the Markdown table (default: the suite's 'output')")
+    r.add_argument("--only", default="", help="comma-separated methods to run; others are reused or listed")
 
     sub.add_parser("list", help="methods, encoders, datasets and configs")
     return p
@@ -103,7 +104,8 @@ def _embed(args: argparse.Namespace) -> int:
 def _reproduce(args: argparse.Namespace) -> int:
     from graphcl.train.reproduce import run_suite
 
-    run_suite(args.suite, args.out, args.overrides, output=args.table)
+    only = [m.strip().lower() for m in args.only.split(",") if m.strip()]
+    run_suite(args.suite, args.out, args.overrides, output=args.table, only=only)
     return 0
 
 

@@ -62,6 +62,12 @@ def permute_rows(x: Tensor, perm: Tensor) -> Tensor:
     return torch.sparse_csr_tensor(new_crow, col[src], val[src], x.shape)
 
 
+def graph_inputs(batch: Data) -> tuple[Tensor, object]:
+    """(x, adjacency) of a batch: `adj_t` when the batch carries a sparse adjacency, else `edge_index`."""
+    adj = batch.adj_t if "adj_t" in batch else batch.edge_index
+    return batch.x, adj
+
+
 def sparse_full_batch(data: Data, max_density: float = 0.1) -> Data:
     """A copy of `data` for fast full-batch training: CSR features (when sparse enough) and the adjacency
     as a CSR `adj_t` (PyG's transposed layout; row i lists the sources of node i), which PyG's convs accept

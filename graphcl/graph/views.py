@@ -743,4 +743,12 @@ class RandomChoicePerGraph(_Choice):
         return _take_graphs(joined, torch.argsort(torch.cat(groups)), name)
 
 
+def edge_feature_view(batch: Data, drop_edge: float, drop_feature: float) -> tuple[Tensor, Tensor]:
+    """One random view of a full-batch graph (global RNG): dense `x [N, F]` with feature columns masked at
+    rate `drop_feature`, and `edge_index [2, E']` with directed edges dropped at rate `drop_edge`."""
+    x = batch.x if batch.x.layout == torch.strided else batch.x.to_dense()
+    edge_index, _ = drop_edges(batch.edge_index, drop_edge)
+    return mask_feature_columns(x, drop_feature), edge_index
+
+
 CORRUPTIONS = {"shuffle": shuffle_features}

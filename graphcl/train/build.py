@@ -12,13 +12,11 @@ from torch import nn
 
 from graphcl.config import ConfigError
 from graphcl.graph.encoders import build_encoder
-from graphcl.graph.methods import DGI
-from graphcl.graph.methods import BGRL, CCASSG, GRACE
-from graphcl.graph.methods import GraphMAE, MVGRL
+from graphcl.graph.methods import BGRL, CCASSG, DGI, GRACE, MVGRL, GraphMAE
 
-METHODS: dict[str, type[nn.Module]] = {"dgi": DGI}
-METHODS.update(grace=GRACE, bgrl=BGRL, ccassg=CCASSG)
-METHODS.update(graphmae=GraphMAE, mvgrl=MVGRL)
+METHODS: dict[str, type[nn.Module]] = {
+    "dgi": DGI, "grace": GRACE, "bgrl": BGRL, "ccassg": CCASSG, "graphmae": GraphMAE, "mvgrl": MVGRL,
+}
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
 

@@ -46,8 +46,10 @@ def read_suite(path: str | os.PathLike) -> dict:
 
 
 def run_suite(suite_path: str | os.PathLike, out_root: str | os.PathLike = "runs", overrides: Sequence[str] = (),
-              output: str | None = None, log: Callable[[str], None] = print) -> str:
-    """Run (or reuse) every entry; write and return the Markdown table."""
+              output: str | None = None, only: Sequence[str] = (), log: Callable[[str], None] = print) -> str:
+    """Run (or reuse) every entry; write and return the Markdown table.
+
+    `only`: method names to run; other entries are reused when finished and listed as not run otherwise."""
     from graphcl.train.run import result_line, train_run
 
     suite = read_suite(suite_path)
@@ -57,6 +59,9 @@ def run_suite(suite_path: str | os.PathLike, out_root: str | os.PathLike = "runs
         cfg = load_config(entry["config"], list(entry.get("overrides", [])) + list(overrides))
         run_dir = Path(out_root) / name / f"{cfg.model.method}-{cfg.data.name}".lower()
         results = _finished(run_dir, cfg)
+        if results is None and only and cfg.model.method not in only:
+            rows.append((entry, {"method": cfg.model.method, "dataset": cfg.data.name}))
+            continue
         if results is None:
             log(f"== {entry['config']} -> {run_dir}")
             mode = "overwrite" if run_dir.exists() else "new"
@@ -109,6 +114,10 @@ def render(name: str, rows: list[tuple[dict, dict]], overrides: Sequence[str] = 
         "|---|---|---:|---:|---|---:|---|---:|---|",
     ]
     for entry, r in rows:
+        if "test" not in r:
+            lines.append(f"| {r['method']} | {r['dataset']} | not run yet | | | {_published(entry)} | "
+                         f"{entry.get('source', '')} | | |")
+            continue
         t = r["test"]
         lines.append(
             f"| {r['method']} | {r['dataset']} | {t['mean']:.2f} ± {t['std']:.2f} | {len(t['per_seed'])} | "

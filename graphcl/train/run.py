@@ -20,7 +20,7 @@ from torch_geometric.data import Data
 
 from graphcl.config import config_from_dict, load_config, save_config
 from graphcl.evaluate import evaluate_nodes
-from graphcl.graph.methods.dgi import graph_inputs
+from graphcl.graph.sparse import graph_inputs
 from graphcl.graph.encoders import SPARSE_INPUT_ENCODERS
 from graphcl.graph.sparse import sparse_full_batch
 from graphcl.train.artifacts import encoder_from_file, read_encoder_file, save_encoder, write_environment

@@ -8,7 +8,8 @@ from torch_geometric.data import Data
 from graphcl.core.losses import dgi_bce
 from graphcl.data import make_synthetic_node_data
 from graphcl.graph import build_encoder
-from graphcl.graph.methods.dgi import DGI, graph_inputs
+from graphcl.graph.methods.dgi import DGI
+from graphcl.graph.sparse import graph_inputs
 from graphcl.graph.sparse import sparse_full_batch
 
 HIDDEN = 16

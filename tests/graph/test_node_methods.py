@@ -18,7 +18,7 @@ from graphcl.evaluate import evaluate_nodes
 from graphcl.graph import build_encoder
 from graphcl.graph.encoders import basic_gnn
 from graphcl.graph.methods import BGRL, CCASSG, GRACE
-from graphcl.graph.methods.grace import edge_feature_view
+from graphcl.graph.views import edge_feature_view
 from graphcl.train.build import METHODS, build_method
 from graphcl.train.run import embed_nodes, prepare_nodes
 

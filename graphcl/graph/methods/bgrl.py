@@ -14,8 +14,8 @@ from torch_geometric.data import Data
 from graphcl.core.heads import prediction_head
 from graphcl.core.losses import neg_cosine
 from graphcl.core.momentum import copy_as_target, cosine_schedule, ema_update
-from graphcl.graph.methods.dgi import graph_inputs
-from graphcl.graph.methods.grace import edge_feature_view
+from graphcl.graph.sparse import graph_inputs
+from graphcl.graph.views import edge_feature_view
 
 
 def reset_parameters(module: nn.Module) -> nn.Module:

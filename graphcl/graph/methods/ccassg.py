@@ -11,8 +11,8 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 
 from graphcl.core.losses import cca_ssg
-from graphcl.graph.methods.dgi import graph_inputs
-from graphcl.graph.methods.grace import edge_feature_view
+from graphcl.graph.sparse import graph_inputs
+from graphcl.graph.views import edge_feature_view
 
 
 class CCASSG(nn.Module):

@@ -17,14 +17,8 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from graphcl.core.energy import BilinearDiscriminator
 from graphcl.core.losses import dgi_bce
 from graphcl.graph.encoders import basic_gnn, first_layer_output
-from graphcl.graph.sparse import SparseOperand, permute_rows
+from graphcl.graph.sparse import SparseOperand, graph_inputs, permute_rows
 from graphcl.graph.views import node_permutation
-
-
-def graph_inputs(batch: Data) -> tuple[Tensor, Any]:
-    """(x, adjacency) of a batch: `adj_t` when the batch carries a sparse adjacency, else `edge_index`."""
-    adj = batch.adj_t if "adj_t" in batch else batch.edge_index
-    return batch.x, adj
 
 
 class DGI(nn.Module):

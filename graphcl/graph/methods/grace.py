@@ -14,16 +14,8 @@ from torch_geometric.data import Data
 
 from graphcl.core.heads import projection_head
 from graphcl.core.losses import info_nce
-from graphcl.graph.methods.dgi import graph_inputs
-from graphcl.graph.views import drop_edges, mask_feature_columns
-
-
-def edge_feature_view(batch: Data, drop_edge: float, drop_feature: float) -> tuple[Tensor, Tensor]:
-    """One random view of a full-batch graph (global RNG): dense `x [N, F]` with feature columns masked at
-    rate `drop_feature`, and `edge_index [2, E']` with directed edges dropped at rate `drop_edge`."""
-    x = batch.x if batch.x.layout == torch.strided else batch.x.to_dense()
-    edge_index, _ = drop_edges(batch.edge_index, drop_edge)
-    return mask_feature_columns(x, drop_feature), edge_index
+from graphcl.graph.sparse import graph_inputs
+from graphcl.graph.views import edge_feature_view
 
 
 class GRACE(nn.Module):

@@ -17,7 +17,7 @@ from torch_geometric.nn import GATConv, GATv2Conv
 
 from graphcl.core.losses import sce
 from graphcl.graph.encoders import basic_gnn, build_encoder
-from graphcl.graph.methods.dgi import graph_inputs
+from graphcl.graph.sparse import graph_inputs
 
 
 def mask_nodes(x: Tensor, token: Tensor, mask_rate: float, replace_rate: float = 0.0) -> tuple[Tensor, Tensor]:

@@ -21,7 +21,7 @@ from graphcl.core.energy import BilinearDiscriminator
 from graphcl.core.losses import dgi_bce
 from graphcl.graph.diffusion import diffusion_adjacency, ppr_diffusion
 from graphcl.graph.encoders import basic_gnn, build_encoder
-from graphcl.graph.methods.dgi import graph_inputs
+from graphcl.graph.sparse import graph_inputs
 from graphcl.graph.sparse import permute_rows
 from graphcl.graph.views import node_permutation
 
