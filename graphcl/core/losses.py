@@ -79,6 +79,11 @@ def _check_positive(fn: str, name: str, value: float) -> None:
         raise ValueError(f"{fn}: {name} must be > 0, got {value}")
 
 
+def _check_chunk_size(fn: str, chunk_size: int | None) -> None:
+    if chunk_size is not None and not (isinstance(chunk_size, int) and chunk_size > 0):
+        raise ValueError(f"{fn}: chunk_size must be a positive int or None, got {chunk_size!r}")
+
+
 def _compute(*xs: Tensor | None) -> list:
     """The inputs in one common floating dtype, at least float32 (half precision is upcast); None passes."""
     dtype = torch.float32
@@ -129,21 +134,26 @@ def _inplace_logsumexp(s: Tensor) -> Tensor:
     return s.sub_(m).exp_().sum(1).log_().add_(m.squeeze(1))
 
 
+def _self_pairs(diagonal: int | None, first_row: int) -> int | None:
+    """The diagonal of a block whose rows are rows `first_row...` of q that holds q's self-pairs."""
+    return None if diagonal is None else diagonal + first_row
+
+
 class _ChunkedLSE(torch.autograd.Function):
-    """lse_i = logsumexp_j q_i . k_j / T (j != i when `exclude_diagonal`), `chunk` rows of q at a time.
+    """lse_i = logsumexp_j q_i . k_j / T (j != i + `diagonal` unless it is None), `chunk` rows of q at a time.
 
     Saves only q, k and lse `[N]`; backward recomputes each block of scores, so at most chunk x M
     scores are alive in either pass.
     """
 
     @staticmethod
-    def forward(ctx, q: Tensor, k: Tensor, temperature: float, exclude_diagonal: bool, chunk: int) -> Tensor:
+    def forward(ctx, q: Tensor, k: Tensor, temperature: float, diagonal: int | None, chunk: int) -> Tensor:
         lse = torch.empty(len(q), dtype=q.dtype, device=q.device)
         for i in range(0, len(q), chunk):
-            block = _block_scores(q[i : i + chunk], k, temperature, i if exclude_diagonal else None)
+            block = _block_scores(q[i : i + chunk], k, temperature, _self_pairs(diagonal, i))
             lse[i : i + chunk] = _inplace_logsumexp(block)
         ctx.save_for_backward(q, k, lse)
-        ctx.temperature, ctx.exclude_diagonal, ctx.chunk = temperature, exclude_diagonal, chunk
+        ctx.temperature, ctx.diagonal, ctx.chunk = temperature, diagonal, chunk
         return lse
 
     @staticmethod
@@ -156,7 +166,7 @@ class _ChunkedLSE(torch.autograd.Function):
         for i in range(0, len(q), chunk):
             rows = slice(i, i + chunk)
             # d lse_r / d s_rj = softmax_rj = exp(s_rj - lse_r), and d s_rj = (dq_r . k_j + q_r . dk_j) / T
-            p = _block_scores(q[rows], k, t, i if ctx.exclude_diagonal else None)
+            p = _block_scores(q[rows], k, t, _self_pairs(ctx.diagonal, i))
             p.sub_(lse[rows, None]).exp_().mul_(grad[rows, None] / t)
             if grad_q is not None:
                 grad_q[rows] = p @ k
@@ -165,11 +175,106 @@ class _ChunkedLSE(torch.autograd.Function):
         return grad_q, grad_k, None, None, None
 
 
-def _pair_logsumexp(q: Tensor, k: Tensor, temperature: float, exclude_diagonal: bool, chunk: int | None) -> Tensor:
-    """lse_i = logsumexp_j q_i . k_j / T over rows of k (j != i when `exclude_diagonal`) -> `[N]`."""
+def _dense_exps(q: Tensor, k: Tensor, temperature: float, diagonal: int | None) -> tuple[Tensor, Tensor, Tensor]:
+    """e = exp(S - m) for the scores S `[N, M]` of `_block_scores`, their row maxima m `[N]` and z = e.sum(1)."""
+    e = _block_scores(q, k, temperature, diagonal)
+    m = e.amax(1, keepdim=True)
+    return e, m.squeeze(1), e.sub_(m).exp_().sum(1)
+
+
+class _DenseLSE(torch.autograd.Function):
+    """lse_i = logsumexp_j q_i . k_j / T (j != i + `diagonal` unless it is None) over the whole score matrix.
+
+    Computes in place and keeps exp(S - rowmax) `[N, M]` (autograd's logsumexp would keep S, and allocate
+    three more blocks in backward), so backward is one in-place scaling of it into softmax x incoming gradient,
+    and two products. A second backward through the same graph (`retain_graph=True`) recomputes it.
+    """
+
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, temperature: float, diagonal: int | None) -> Tensor:
+        e, m, z = _dense_exps(q, k, temperature, diagonal)
+        lse = z.log().add_(m)
+        ctx.save_for_backward(q, k)
+        ctx.temperature, ctx.diagonal = temperature, diagonal
+        ctx.exps = (e, z)  # not saved_tensors: backward overwrites e, which their version check forbids
+        return lse
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        q, k = ctx.saved_tensors
+        if ctx.exps is None:  # e was turned into the gradient of an earlier backward
+            e, _, z = _dense_exps(q, k, ctx.temperature, ctx.diagonal)
+        else:
+            (e, z), ctx.exps = ctx.exps, None
+        p = e.mul_((grad / (z * ctx.temperature))[:, None])  # softmax_rj * grad_r / T
+        grad_q = p @ k if ctx.needs_input_grad[0] else None
+        grad_k = p.T @ q if ctx.needs_input_grad[1] else None
+        return grad_q, grad_k, None, None
+
+
+def _two_view_exps(u1: Tensor, u2: Tensor, temperature: float) -> tuple[Tensor, ...]:
+    """The shifted exponentials of the three score matrices of two views, and the shifts and sums.
+
+    a = u1 u2^T / T, b = u1 u1^T / T, c = u2 u2^T / T (self-pairs of b and c at -inf). View 1's anchor i
+    sees row i of a and of b, view 2's anchor j column j of a and row j of c; m1, m2 are their maxima,
+    z1, z2 the sums of exp(score - m). Returns e1 = exp(a - m1 per row), e2 = exp(a - m2 per column),
+    exp(b - m1), exp(c - m2), m1, m2, z1, z2.
+    """
+    a = _block_scores(u1, u2, temperature, None)
+    b = _block_scores(u1, u1, temperature, 0)
+    c = _block_scores(u2, u2, temperature, 0)
+    m1 = torch.maximum(a.amax(1), b.amax(1))
+    m2 = torch.maximum(a.amax(0), c.amax(1))
+    e1 = (a - m1[:, None]).exp_()
+    e2 = a.sub_(m2[None, :]).exp_()
+    b.sub_(m1[:, None]).exp_()
+    c.sub_(m2[:, None]).exp_()
+    return e1, e2, b, c, m1, m2, e1.sum(1) + b.sum(1), e2.sum(0) + c.sum(1)
+
+
+class _TwoViewLSE(torch.autograd.Function):
+    """(lse1, lse2) `[N]` for unit rows u1, u2 `[N, D]`: lse1_i = logsumexp of u1_i . u2_j / T over all j and of
+    u1_i . u1_j / T over j != i; lse2 the same with the views swapped (info_nce's intra-view candidates).
+
+    Each of the three score matrices is computed once (two calls of info_nce compute u1 u2^T and, again, its
+    transpose), their shifted exponentials are saved, and backward is a scaling of them and products.
+    A second backward through the same graph recomputes them.
+    """
+
+    @staticmethod
+    def forward(ctx, u1: Tensor, u2: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
+        e1, e2, eb, ec, m1, m2, z1, z2 = _two_view_exps(u1, u2, temperature)
+        ctx.save_for_backward(u1, u2)
+        ctx.temperature = temperature
+        ctx.exps = (e1, e2, eb, ec, z1, z2)  # not saved_tensors: backward overwrites them (see _DenseLSE)
+        return z1.log().add_(m1), z2.log().add_(m2)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g1: Tensor, g2: Tensor) -> tuple[Tensor | None, ...]:
+        u1, u2 = ctx.saved_tensors
+        if ctx.exps is None:  # the saved exponentials became the gradients of an earlier backward
+            e1, e2, eb, ec, _, _, z1, z2 = _two_view_exps(u1, u2, ctx.temperature)
+        else:
+            (e1, e2, eb, ec, z1, z2), ctx.exps = ctx.exps, None
+        # d lse1_i / d s = exp(s - m1_i) / z1_i on row i of a and b; d lse2_j / d s = exp(s - m2_j) / z2_j on
+        # column j of a and row j of c; every score is a dot product over T
+        r1 = (g1 / (z1 * ctx.temperature))[:, None]
+        r2 = g2 / (z2 * ctx.temperature)
+        da = e1.mul_(r1).add_(e2.mul_(r2[None, :]))
+        db, dc = eb.mul_(r1), ec.mul_(r2[:, None])
+        grad_u1 = torch.addmm(da @ u2, db, u1).addmm_(db.T, u1)  # b is symmetric: u1 is on both sides
+        grad_u2 = torch.addmm(da.T @ u1, dc, u2).addmm_(dc.T, u2)
+        return grad_u1, grad_u2, None
+
+
+def _pair_logsumexp(q: Tensor, k: Tensor, temperature: float, diagonal: int | None, chunk: int | None) -> Tensor:
+    """lse_i = logsumexp_j q_i . k_j / T over rows of k -> `[N]`, leaving out j = i + `diagonal` unless it is None
+    (the self-pair of q_i when q is rows `diagonal...` of k)."""
     if chunk is None:
-        return _block_scores(q, k, temperature, 0 if exclude_diagonal else None).logsumexp(1)
-    return _ChunkedLSE.apply(q, k, temperature, exclude_diagonal, chunk)
+        return _DenseLSE.apply(q, k, temperature, diagonal)
+    return _ChunkedLSE.apply(q, k, temperature, diagonal, chunk)
 
 
 # ----------------------------------------------------------------------------- contrastive
@@ -198,8 +303,7 @@ def info_nce(
         get_energy(energy)
     except ValueError as e:
         raise ValueError(f"{fn}: {e}") from None
-    if chunk_size is not None and not (isinstance(chunk_size, int) and chunk_size > 0):
-        raise ValueError(f"{fn}: chunk_size must be a positive int or None, got {chunk_size!r}")
+    _check_chunk_size(fn, chunk_size)
     if negatives is not None:
         _validate_negatives(fn, negatives, query, "query")
         if intra_view:
@@ -209,25 +313,37 @@ def info_nce(
     if energy == "cosine":  # cosine is the dot product of unit rows: normalise once, outside the chunked LSE
         q, p, n = _unit(q), _unit(p), None if n is None else _unit(n)
     pos = (q * p).sum(-1) / temperature
-    if n is None:
-        lse = _pair_logsumexp(q, p, temperature, False, chunk_size)
-        if intra_view and len(q) > 1:  # with N = 1 there is no other anchor to contrast with
-            lse = torch.logaddexp(lse, _pair_logsumexp(q, q, temperature, True, chunk_size))
+    if n is None and intra_view:  # candidates: all of p, then q less the anchor itself (column N + i)
+        lse = _pair_logsumexp(q, torch.cat([p, q]), temperature, len(q), chunk_size)
+    elif n is None:
+        lse = _pair_logsumexp(q, p, temperature, None, chunk_size)
     elif n.dim() == 2:
-        lse = torch.logaddexp(pos, _pair_logsumexp(q, n, temperature, False, chunk_size))
+        lse = torch.logaddexp(pos, _pair_logsumexp(q, n, temperature, None, chunk_size))
     else:  # per-anchor negatives are already N x M: no chunking needed
         lse = torch.logaddexp(pos, (_pair_dot(q, n) / temperature).logsumexp(1))
     return (lse - pos).mean()
 
 
-def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:
+def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5, chunk_size: int | None = None) -> Tensor:
     """SimCLR's NT-Xent over all 2N anchors of z1, z2 `[N, D]` (cosine): each anchor's positive is its
-    other view, the other 2N - 2 vectors are negatives, self-pairs excluded; mean over 2N anchors."""
-    _validate("nt_xent", z1=z1, z2=z2)
-    _check_positive("nt_xent", "temperature", temperature)
-    # anchors of view 1 see all of view 2 plus the rest of view 1: exactly info_nce with intra_view
-    one_to_two = info_nce(z1, z2, temperature=temperature, intra_view=True)
-    return (one_to_two + info_nce(z2, z1, temperature=temperature, intra_view=True)) / 2
+    other view, the other 2N - 2 vectors are negatives, self-pairs excluded; mean over 2N anchors.
+
+    Equals (info_nce(z1, z2, intra_view=True) + info_nce(z2, z1, intra_view=True)) / 2 (GRACE's loss).
+    Without `chunk_size` the three N x N score matrices (z1 z2^T, z1 z1^T, z2 z2^T) are each computed once
+    for both directions; `chunk_size` bounds the live scores as in `info_nce` (which it then calls twice).
+    """
+    fn = "nt_xent"
+    _validate(fn, z1=z1, z2=z2)
+    _check_positive(fn, "temperature", temperature)
+    _check_chunk_size(fn, chunk_size)
+    if chunk_size is not None:
+        # anchors of view 1 see all of view 2 plus the rest of view 1: exactly info_nce with intra_view
+        kwargs = dict(temperature=temperature, intra_view=True, chunk_size=chunk_size)
+        return (info_nce(z1, z2, **kwargs) + info_nce(z2, z1, **kwargs)) / 2
+    u1, u2 = map(_unit, _compute(z1, z2))
+    pos = (u1 * u2).sum(-1) / temperature
+    lse1, lse2 = _TwoViewLSE.apply(u1, u2, temperature)
+    return ((lse1 - pos).mean() + (lse2 - pos).mean()) / 2
 
 
 def pirl_nce(

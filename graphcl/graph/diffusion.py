@@ -11,7 +11,7 @@ from typing import Optional, Union
 import torch
 from torch import Tensor
 
-__all__ = ["ppr_matrix", "ppr_diffusion", "diffusion_adjacency", "sparse_top_k"]
+__all__ = ["ppr_matrix", "ppr_diffusion", "diffusion_adjacency", "sparse_top_k", "LAYOUTS"]
 
 AUTO_EPS = (1e-5, 1e-4, 1e-3, 1e-2)  # MVGRL's candidates for eps="auto"
 MAX_DENSE_NODES = 20_000  # beyond this, `ppr_diffusion` uses the sparse power iteration by default
@@ -151,12 +151,20 @@ def ppr_diffusion(
     return torch.stack([col, row]), value
 
 
+LAYOUTS = ("auto", "dense", "sparse")
+
+
 def diffusion_adjacency(edge_index: Tensor, edge_weight: Tensor, num_nodes: int,
-                        dense_above: float = 0.1) -> Tensor:
-    """The weighted graph as the matrix that aggregates (`out = S @ h`): dense when more than `dense_above` of its
-    entries are stored (a CSR product is ~8x slower per entry than a dense one), else CSR (PyG's `adj_t`)."""
+                        dense_above: float = 0.1, layout: str = "auto") -> Tensor:
+    """The weighted graph as the matrix that aggregates (`out = S @ h`).
+
+    `layout`: "dense" (a strided `[N, N]` tensor), "sparse" (CSR, PyG's `adj_t`), or "auto": dense when more
+    than `dense_above` of its entries are stored (a CSR product is ~8x slower per entry than a dense one).
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"diffusion_adjacency: unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     src, dst = edge_index
-    if edge_weight.numel() > dense_above * num_nodes * num_nodes:
+    if layout == "dense" or (layout == "auto" and edge_weight.numel() > dense_above * num_nodes * num_nodes):
         s = torch.zeros(num_nodes, num_nodes, dtype=edge_weight.dtype, device=edge_weight.device)
         s[dst, src] = edge_weight
         return s

@@ -6,7 +6,7 @@ them and its output activation), so it drops into any PyG pipeline without graph
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 from torch import Tensor, nn
@@ -91,3 +91,22 @@ def first_layer_output(encoder: nn.Module, output: Tensor) -> Iterator[None]:
         yield
     finally:
         convs[0] = first
+
+
+def views_from_first_layer(encoder: nn.Module, first: Tensor, run: Callable[[], Tensor],
+                           views: int = 2) -> tuple[Tensor, ...]:
+    """The encoder's outputs on `views` inputs whose first-conv outputs lie side by side in `first [N, views*H]`.
+
+    `run()` calls the encoder (its first conv then returns the given output). A 1-layer model without jumping
+    knowledge only passes the conv's output through its elementwise output activation: it runs once on all views
+    side by side; deeper models run once per view.
+    """
+    gnn = basic_gnn(encoder)
+    if gnn.num_layers == 1 and gnn.jk_mode is None:
+        with first_layer_output(encoder, first):
+            return tuple(run().chunk(views, dim=1))
+    outs = []
+    for part in first.chunk(views, dim=1):
+        with first_layer_output(encoder, part):
+            outs.append(run())
+    return tuple(outs)

@@ -66,11 +66,15 @@ def mask_feature_columns(x: Tensor, p: float, generator: Optional[torch.Generato
     """Zero a random subset of feature columns (each with probability `p`), the same for every node.
 
     `x [N, F] -> [N, F]` (GRACE/BGRL feature masking). With `batch [N]`, every graph draws its own columns
-    (the same for all its nodes); a batch of one graph draws what `batch=None` draws."""
+    (the same for all its nodes); a batch of one graph draws what `batch=None` draws. A CSR `x` (one graph)
+    stays CSR, with the same sparsity pattern and the masked entries stored as zeros."""
     _check_rate("mask_feature_columns", p)
     if batch is None:
-        keep = torch.rand(x.size(1), generator=generator, device=x.device) >= p
-        return x * keep.to(x.dtype)
+        keep = (torch.rand(x.size(1), generator=generator, device=x.device) >= p).to(x.dtype)
+        if x.layout == torch.sparse_csr:
+            values = x.values() * keep[x.col_indices()]
+            return torch.sparse_csr_tensor(x.crow_indices(), x.col_indices(), values, x.shape)
+        return x * keep
     return _mask_columns(x, p, generator, batch, _num_graphs(batch))
 
 
@@ -744,11 +748,11 @@ class RandomChoicePerGraph(_Choice):
 
 
 def edge_feature_view(batch: Data, drop_edge: float, drop_feature: float) -> tuple[Tensor, Tensor]:
-    """One random view of a full-batch graph (global RNG): dense `x [N, F]` with feature columns masked at
-    rate `drop_feature`, and `edge_index [2, E']` with directed edges dropped at rate `drop_edge`."""
-    x = batch.x if batch.x.layout == torch.strided else batch.x.to_dense()
+    """One random view of a full-batch graph (global RNG): `x [N, F]` with feature columns masked at rate
+    `drop_feature` (CSR when `batch.x` is), and `edge_index [2, E']` with directed edges dropped at rate
+    `drop_edge`."""
     edge_index, _ = drop_edges(batch.edge_index, drop_edge)
-    return mask_feature_columns(x, drop_feature), edge_index
+    return mask_feature_columns(batch.x, drop_feature), edge_index
 
 
 CORRUPTIONS = {"shuffle": shuffle_features}

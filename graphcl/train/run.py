@@ -40,6 +40,14 @@ def load_run_dataset(cfg: DictConfig):
                         normalize_features=cfg.data.normalize_features)
 
 
+def registry_name(cfg: DictConfig) -> str:
+    """The dataset's name as the registry spells it (`Computers` for `amazon-computers`), for results and
+    `encoder.pt`: the loaders' own `name` differs (PyG's Amazon lower-cases it; WikiCS has none)."""
+    from graphcl.data import get_spec
+
+    return get_spec(cfg.data.name, cfg.data.root).name
+
+
 def prepare_nodes(data: Data, device: torch.device, sparse_features: bool = True) -> Data:
     """The full-batch graph as encoder calls see it, on `device`: a CSR adjacency `adj_t` (message passing
     as one sparse-dense product) beside `edge_index`, and CSR features when they are sparse enough and
@@ -123,7 +131,8 @@ def train_run(cfg: DictConfig, out_dir: str | os.PathLike, *, mode: str = "new",
             cfg = config_from_dict(checkpoint["config"])
         cls = method_class(cfg.model.method)  # fail fast on an unknown method, before loading data
         device = resolve_device(cfg.trainer.device)
-        if dataset is None:
+        from_registry = dataset is None
+        if from_registry:
             dataset = load_run_dataset(cfg)
         # the directory becomes a run only once its inputs are known to be usable
         cfg_dict = OmegaConf.to_container(cfg, resolve=True)
@@ -136,7 +145,7 @@ def train_run(cfg: DictConfig, out_dir: str | os.PathLike, *, mode: str = "new",
         batch = evaluation_batch(cfg, data, device)
         sparse = getattr(cls, "sparse_features", False) and cfg.model.encoder.name in SPARSE_INPUT_ENCODERS
         train_batch = prepare_nodes(data, device, sparse_features=sparse)
-        name = getattr(dataset, "name", cfg.data.name)
+        name = registry_name(cfg) if from_registry else getattr(dataset, "name", cfg.data.name)
         builder, spec = saved_encoder(cfg, data.num_features)
 
         done: list[dict] = list(checkpoint["completed"]) if checkpoint else []

@@ -148,6 +148,50 @@ def test_chunked_info_nce_gradcheck(mode, energy):
     )
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("energy", ["cosine", "dot"])
+def test_dense_info_nce_gradcheck_and_second_backward(mode, energy):
+    # the unchunked path saves exp(S - max) and turns it into the gradient in place: a second backward
+    # through the same graph (gradcheck does several) must recompute it
+    tensors, kwargs = _info_nce_args(mode, 5)
+    assert torch.autograd.gradcheck(lambda *t: info_nce(*t, temperature=0.5, energy=energy, **kwargs), tensors)
+    loss = info_nce(*tensors, temperature=0.5, energy=energy, **kwargs)
+    first = torch.autograd.grad(loss, tensors, retain_graph=True)
+    for a, b in zip(first, torch.autograd.grad(loss, tensors)):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("n", [1, 2, 9])
+@pytest.mark.parametrize("chunk_size", [None, 4])
+def test_nt_xent_equals_info_nce_both_ways(n, chunk_size):
+    z1, z2 = randn(n, 6, seed=3, dtype=F64, grad=True), randn(n, 6, seed=4, dtype=F64, grad=True)
+    expected = (info_nce(z1, z2, temperature=0.3, intra_view=True)
+                + info_nce(z2, z1, temperature=0.3, intra_view=True)) / 2
+    loss = nt_xent(z1, z2, temperature=0.3, chunk_size=chunk_size)
+    torch.testing.assert_close(loss, expected)
+    for a, b in zip(torch.autograd.grad(loss, (z1, z2)), torch.autograd.grad(expected, (z1, z2))):
+        torch.testing.assert_close(a, b)
+
+
+def test_nt_xent_gradcheck_and_second_backward():
+    z1, z2 = randn(6, 4, seed=5, dtype=F64, grad=True), randn(6, 4, seed=6, dtype=F64, grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: nt_xent(a, b, temperature=0.5), (z1, z2))
+    loss = nt_xent(z1, z2)
+    first = torch.autograd.grad(loss, (z1, z2), retain_graph=True)
+    for a, b in zip(first, torch.autograd.grad(loss, (z1, z2))):
+        assert torch.equal(a, b)
+
+
+def test_nt_xent_stable_for_small_temperature():
+    z1, z2 = randn(16, 8, seed=7, grad=True), randn(16, 8, seed=8, grad=True)
+    loss = nt_xent(z1, z2, temperature=1e-3)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(z1.grad).all() and torch.isfinite(z2.grad).all()
+    expected = (info_nce(z1, z2, temperature=1e-3, intra_view=True, chunk_size=5)
+                + info_nce(z2, z1, temperature=1e-3, intra_view=True, chunk_size=5)) / 2
+    torch.testing.assert_close(loss, expected)
+
+
 def test_info_nce_stable_for_huge_logits():
     q = randn(8, 4, seed=1) * 1e3
     loss = info_nce(q, q + 1, energy="dot", temperature=0.01, chunk_size=3)
@@ -381,6 +425,7 @@ BAD_INPUT = [
     (lambda: nt_xent(X, torch.randn(4, 9)), r"nt_xent: 'z2' has shape \(4, 9\) but 'z1' has shape \(4, 8\)"),
     (lambda: nt_xent(X, Y, temperature=0), r"nt_xent: temperature must be > 0"),
     (lambda: nt_xent(X, NAN), r"nt_xent: 'z2' contains NaN or Inf"),
+    (lambda: nt_xent(X, Y, chunk_size=-2), r"nt_xent: chunk_size must be a positive int"),
     (lambda: pirl_nce(X, Y, torch.randn(3, 8), Y, 10), r"pirl_nce: 'transform' has shape \(3, 8\) but 'memory'"),
     (lambda: pirl_nce(X, Y, Y, torch.randn(5, 7), 10), r"pirl_nce: 'negatives' has shape \(5, 7\)"),
     (lambda: pirl_nce(X, Y, Y, Y, 10, temperature=0.0), r"pirl_nce: temperature must be > 0"),

@@ -240,6 +240,60 @@ def test_mvgrl_diffusion_params_travel_with_the_encoder(tmp_path: Path) -> None:
     assert 0.5 < loss.item() < 1.0  # about log 2 untrained
 
 
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("params", [{}, {"eps": 0.01, "scale": "minmax", "layout": "sparse"},
+                                    {"top_k": 8, "layout": "dense"}])
+def test_mvgrl_shared_first_layer_matches_per_view_encoding(num_layers: int, params: dict) -> None:
+    """On a sparse batch the loss computes each encoder's first layer once for both views; its loss and
+    gradients are those of encoding every view separately (the `edge_index` batch takes that path)."""
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # S and the model in float64: the paths agree to round-off
+    try:
+        gen = torch.Generator().manual_seed(0)
+        data = small_graph(90, 30)
+        data.x = (torch.rand(90, 30, generator=gen) > 0.95).double()  # sparse enough for CSR features
+        batch = prepare_nodes(data, torch.device("cpu"))
+        assert batch.x.layout == torch.sparse_csr and batch.adj_t.layout == torch.sparse_csr
+        torch.manual_seed(0)
+        method = MVGRL(build_encoder("gcn", 30, 16, num_layers), 16, **params)
+        if "layout" in params:
+            want = torch.strided if params["layout"] == "dense" else torch.sparse_csr
+            assert method.encoder.diffusion(batch.adj_t, 90).layout == want
+        results = []
+        for inputs in (batch, data):
+            method.zero_grad()
+            torch.manual_seed(1)  # the same shuffle
+            loss = method(inputs)
+            loss.backward()
+            results.append((loss.detach(), [p.grad.clone() for p in method.parameters()]))
+        assert method._operands is not None  # the sparse batch took the shared path
+    finally:
+        torch.set_default_dtype(default)
+    (loss, grads), (want_loss, want_grads) = results
+    torch.testing.assert_close(loss, want_loss, rtol=1e-12, atol=1e-12)
+    for got, want in zip(grads, want_grads):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_mvgrl_diffusion_layout() -> None:
+    data = small_graph(70)
+    n = data.num_nodes
+    encoders = {layout: mvgrl_encoder(name="gcn", in_channels=12, hidden_channels=8, num_layers=1,
+                                      eps=0.01, scale="minmax", layout=layout)
+                for layout in ("auto", "dense", "sparse")}
+    s = {layout: enc.diffusion(data.edge_index, n) for layout, enc in encoders.items()}
+    assert s["dense"].layout == torch.strided and s["sparse"].layout == torch.sparse_csr
+    torch.testing.assert_close(s["sparse"].to_dense(), s["dense"], rtol=0, atol=0)  # the same S
+    assert s["auto"].layout == (torch.strided if s["sparse"]._nnz() > 0.1 * n * n else torch.sparse_csr)
+    torch.testing.assert_close(s["auto"].to_dense(), s["dense"], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="layout"):
+        mvgrl_encoder(name="gcn", in_channels=12, hidden_channels=8, num_layers=1, layout="csr")
+    cfg = load_config(None, ["model.method=mvgrl", "data.name=x", "model.encoder.name=gcn",
+                             "model.params.layout=sparse", "model.params.eps=auto"])
+    assert saved_encoder(cfg, 12)[1]["layout"] == "sparse"
+    assert build_method(cfg, 12).encoder.layout == "sparse"
+
+
 # -- cosine learning-rate schedule -----------------------------------------------------------------------
 class _Quadratic(nn.Module):
     def __init__(self) -> None:

@@ -83,10 +83,11 @@ def random_accuracy(cora: Data, probe_batch: Data) -> float:
 @pytest.fixture(scope="module")
 def trained(cora: Data) -> dict:
     """Each method trained for EPOCHS full-batch steps on Cora, as the trainer does: step, then after_step."""
-    batch = prepare_nodes(cora, CPU, sparse_features=False)
+    batches = {sparse: prepare_nodes(cora, CPU, sparse_features=sparse) for sparse in (False, True)}
     runs = {}
     for name in SETTINGS:
         method = make(name, cora.num_features)
+        batch = batches[getattr(method, "sparse_features", False)]  # GRACE masks columns of CSR features
         optimizer = torch.optim.Adam(method.parameters(), lr=0.01)
         losses = []
         for step in range(1, EPOCHS + 1):
@@ -122,7 +123,8 @@ def test_short_run_beats_random_encoder(name: str, trained: dict, cora: Data, pr
 def test_contract(name: str) -> None:
     cls = SETTINGS[name][0]
     assert METHODS[name] is cls
-    assert cls.static_graph is False and not getattr(cls, "sparse_features", False)
+    assert cls.static_graph is False  # all three perturb edges
+    assert getattr(cls, "sparse_features", False) == (name == "grace")  # BGRL, CCA-SSG: dense features
     data = toy(40, 12, seed=0)
     method = make(name, data.num_features)
     loss = method(data)
@@ -173,6 +175,24 @@ def test_grace_loss_is_the_symmetric_formula_on_fixed_views(chunk_size) -> None:
     torch.testing.assert_close(loss, expected)
     head = [m for m in grace.projector]
     assert [type(m).__name__ for m in head] == ["Linear", "ELU", "Linear"]
+
+
+def test_grace_on_csr_features_equals_dense() -> None:
+    # GRACE trains on CSR features (it only masks whole columns): same views, same loss and gradients
+    data = toy(50, 16, seed=3)
+    sparse = data.clone()
+    sparse.x = data.x.to_sparse_csr()
+    grace = make("grace", data.num_features, tau=0.4)
+    assert GRACE.sparse_features
+    losses, grads = [], []
+    for batch in (data, sparse):
+        torch.manual_seed(5)
+        loss = grace(batch)
+        losses.append(loss)
+        grads.append(torch.autograd.grad(loss, list(grace.parameters())))
+    torch.testing.assert_close(losses[0], losses[1])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
 
 
 def test_ccassg_loss_is_cca_ssg_of_the_two_views() -> None:
@@ -257,8 +277,7 @@ def test_bgrl_target_may_start_as_a_copy() -> None:
 
 
 # -- configs ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("path", sorted(str(p.relative_to(CONFIGS)) for name in SETTINGS
-                                        for p in (CONFIGS / name).glob("*.yaml")))
+@pytest.mark.parametrize("path", [f"{name}/{dataset}.yaml" for name in SETTINGS for dataset in ("cora", "citeseer")])
 def test_configs_build(path: str) -> None:
     cfg = load_config(CONFIGS / path)
     assert cfg.eval.protocol == "public" and cfg.trainer.patience is None and list(cfg.seeds) == list(range(10))

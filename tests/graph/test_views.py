@@ -191,6 +191,13 @@ def test_mask_feature_columns_masks_whole_columns_at_the_rate() -> None:
     assert torch.equal(out, x * (torch.rand(4000, generator=gen(0)) >= p).float())
 
 
+def test_mask_feature_columns_keeps_csr_and_draws_what_dense_draws() -> None:
+    x = torch.rand(30, 200) * (torch.rand(30, 200) < 0.05)
+    out = mask_feature_columns(x.to_sparse_csr(), 0.3, gen(0))
+    assert out.layout == torch.sparse_csr and out.values().numel() == x.count_nonzero()
+    assert torch.equal(out.to_dense(), mask_feature_columns(x, 0.3, gen(0)))
+
+
 def test_mask_feature_columns_per_graph_in_a_batch() -> None:
     batch = Batch.from_data_list([Data(x=torch.rand(n, 500) + 1) for n in (3, 7, 5, 9)])
     out = mask_feature_columns(batch.x, 0.4, gen(0), batch=batch.batch)

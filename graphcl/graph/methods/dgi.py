@@ -16,7 +16,7 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 from graphcl.core.energy import BilinearDiscriminator
 from graphcl.core.losses import dgi_bce
-from graphcl.graph.encoders import basic_gnn, first_layer_output
+from graphcl.graph.encoders import basic_gnn, views_from_first_layer
 from graphcl.graph.sparse import SparseOperand, graph_inputs, permute_rows
 from graphcl.graph.views import node_permutation
 
@@ -55,16 +55,7 @@ class DGI(nn.Module):
         both = adj_op @ torch.cat([h, permute_rows(h, perm)], dim=1)  # [N, 2H]: real | corrupted
         if conv.bias is not None:
             both = both + conv.bias.repeat(2)
-        if gnn.num_layers == 1 and gnn.jk_mode is None:
-            # what follows the only conv is the elementwise output activation: apply it once to both views
-            with first_layer_output(self.encoder, both):
-                return self.encoder(x, adj).chunk(2, dim=1)
-        real, corrupted = both.chunk(2, dim=1)
-        with first_layer_output(self.encoder, real):
-            pos = self.encoder(x, adj)
-        with first_layer_output(self.encoder, corrupted):
-            neg = self.encoder(x, adj)
-        return pos, neg
+        return views_from_first_layer(self.encoder, both, lambda: self.encoder(x, adj))
 
     def _sparse_operands(self, x: Tensor, adj: Tensor, conv: GCNConv) -> tuple[SparseOperand, SparseOperand]:
         """X and the normalised adjacency with their transposes, built once per graph (full-batch)."""

@@ -2,7 +2,7 @@
 
 views: two perturbations of the graph, each dropping edges and masking feature columns at its own rates;
 encoder: a shared GNN, then a projection head fc -> ELU -> fc; energy: cosine / tau; objective: `info_nce`
-with in-batch negatives from both views (`intra_view`), symmetrised over the two views.
+with in-batch negatives from both views (`intra_view`), symmetrised over the two views (= `nt_xent`).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 
 from graphcl.core.heads import projection_head
-from graphcl.core.losses import info_nce
+from graphcl.core.losses import nt_xent
 from graphcl.graph.sparse import graph_inputs
 from graphcl.graph.views import edge_feature_view
 
@@ -29,6 +29,7 @@ class GRACE(nn.Module):
     """
 
     static_graph = False  # perturbs edges: a GCN must not cache its normalised adjacency
+    sparse_features = True  # masks whole feature columns, which CSR features support
 
     def __init__(self, encoder: nn.Module, hidden_channels: int, tau: float = 0.5, drop_edge_1: float = 0.2,
                  drop_edge_2: float = 0.4, drop_feature_1: float = 0.3, drop_feature_2: float = 0.4,
@@ -45,9 +46,9 @@ class GRACE(nn.Module):
         return self.loss(z1, z2)
 
     def loss(self, z1: Tensor, z2: Tensor) -> Tensor:
-        """½ (info_nce(z1, z2) + info_nce(z2, z1)) over projections `[N, D]`, both views as negatives."""
-        kwargs = dict(temperature=self.tau, intra_view=True, chunk_size=self.chunk_size)
-        return (info_nce(z1, z2, **kwargs) + info_nce(z2, z1, **kwargs)) / 2
+        """½ (info_nce(z1, z2) + info_nce(z2, z1)) over projections `[N, D]`, both views as negatives: `nt_xent`,
+        which computes each of the three N x N score matrices once for both directions."""
+        return nt_xent(z1, z2, temperature=self.tau, chunk_size=self.chunk_size)
 
     @torch.no_grad()
     def embed(self, batch: Data) -> Tensor:

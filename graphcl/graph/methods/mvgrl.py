@@ -4,6 +4,10 @@ views: the adjacency A and its personalised-PageRank diffusion S (`graphcl.graph
 corrupted by shuffling node features; encoder: one GCN per view; energy: a shared bilinear discriminator
 between the nodes of one view and the summary sigmoid(mean(h)) of the other; objective: `dgi_bce`
 (real nodes vs. corrupted nodes, cross-view). Embedding: h_A + h_S.
+
+The diffusion: the exact PPR matrix (`eps`/`top_k` None; MVGRL on Cora) or a sparsified one (`eps: auto`,
+`scale: minmax`; MVGRL on CiteSeer), stored as a dense `[N, N]` tensor or as CSR (`layout`; "auto" picks by
+density).
 """
 from __future__ import annotations
 
@@ -19,10 +23,11 @@ from torch_geometric.nn import GCNConv
 
 from graphcl.core.energy import BilinearDiscriminator
 from graphcl.core.losses import dgi_bce
-from graphcl.graph.diffusion import diffusion_adjacency, ppr_diffusion
-from graphcl.graph.encoders import basic_gnn, build_encoder
-from graphcl.graph.sparse import graph_inputs
-from graphcl.graph.sparse import permute_rows
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
+
+from graphcl.graph.diffusion import LAYOUTS, diffusion_adjacency, ppr_diffusion
+from graphcl.graph.encoders import basic_gnn, build_encoder, views_from_first_layer
+from graphcl.graph.sparse import SparseOperand, graph_inputs, permute_rows
 from graphcl.graph.views import node_permutation
 
 # Diffusion settings; the method and the encoder builder share these defaults.
@@ -61,11 +66,13 @@ class _DenseGCN(nn.Module):
 
 @contextmanager
 def _dense_propagation(gnn: nn.Module, s: Tensor) -> Iterator[None]:
-    """Within the block every conv of `gnn` propagates with the dense matrix `s` (PyG has no dense adjacency)."""
+    """Within the block every GCN conv of `gnn` propagates with the dense matrix `s` (PyG has no dense adjacency);
+    a conv already replaced (`first_layer_output`) stays as it is."""
     convs = basic_gnn(gnn).convs
     originals = list(convs)
     for i, conv in enumerate(originals):
-        convs[i] = _DenseGCN(conv, s)
+        if isinstance(conv, GCNConv):
+            convs[i] = _DenseGCN(conv, s)
     try:
         yield
     finally:
@@ -78,11 +85,15 @@ class MVGRLEncoder(nn.Module):
 
     S, the PPR diffusion of the given graph, is computed on first use and cached for that adjacency tensor.
     `gnn_diff` is a re-initialised copy of `gnn_adj` whose GCN layers propagate S as given (no normalisation).
+    `layout`: how S is stored, "dense" (`[N, N]`, dense products), "sparse" (CSR) or "auto" (dense when more
+    than a tenth of its entries are stored); the same S either way, up to float rounding of the products.
     """
 
     def __init__(self, gnn: nn.Module, alpha: float = 0.2, eps: Union[float, str, None] = None,
-                 top_k: Optional[int] = None, scale: Optional[str] = None) -> None:
+                 top_k: Optional[int] = None, scale: Optional[str] = None, layout: str = "auto") -> None:
         super().__init__()
+        if layout not in LAYOUTS:
+            raise ValueError(f"MVGRL: unknown diffusion layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
         model = basic_gnn(gnn)
         if model is None or not all(isinstance(c, GCNConv) for c in model.convs):
             raise ValueError("MVGRL needs a GCN encoder (model.encoder.name: gcn)")
@@ -94,6 +105,7 @@ class MVGRLEncoder(nn.Module):
             if m is not self.gnn_diff and hasattr(m, "reset_parameters"):
                 m.reset_parameters()
         self.diffusion_kwargs = {"alpha": alpha, "eps": eps, "top_k": top_k, "scale": scale}
+        self.layout = layout
         self._cache: Optional[tuple[Tensor, Tensor]] = None  # (adjacency it was computed for, S)
 
     def diffusion(self, adj: Tensor, num_nodes: int) -> Tensor:
@@ -101,11 +113,12 @@ class MVGRLEncoder(nn.Module):
         process-wide by content for the last graph (every seed's encoder of a run evaluates the same graph)."""
         if self._cache is None or self._cache[0] is not adj:
             edge_index = as_edge_index(adj)
-            key = (graph_key(edge_index, num_nodes), tuple(sorted(self.diffusion_kwargs.items(), key=str)))
+            key = (graph_key(edge_index, num_nodes), tuple(sorted(self.diffusion_kwargs.items(), key=str)),
+                   self.layout, torch.get_default_dtype())
             if _LAST_DIFFUSION.get("key") != key:
                 _LAST_DIFFUSION.clear()  # drop the old matrix before building the new one
                 ei, weight = ppr_diffusion(edge_index, num_nodes, **self.diffusion_kwargs)
-                _LAST_DIFFUSION.update(key=key, s=diffusion_adjacency(ei, weight, num_nodes))
+                _LAST_DIFFUSION.update(key=key, s=diffusion_adjacency(ei, weight, num_nodes, layout=self.layout))
             self._cache = (adj, _LAST_DIFFUSION["s"])
         return self._cache[1]
 
@@ -125,41 +138,79 @@ class MVGRLEncoder(nn.Module):
 
 
 def mvgrl_encoder(alpha: float = DIFFUSION_DEFAULTS["alpha"], eps: Union[float, str, None] = None,
-                  top_k: Optional[int] = None, scale: Optional[str] = None, **spec: Any) -> MVGRLEncoder:
+                  top_k: Optional[int] = None, scale: Optional[str] = None, layout: str = "auto",
+                  **spec: Any) -> MVGRLEncoder:
     """Builder of `load_encoder`: `build_encoder(**spec)` wrapped as an `MVGRLEncoder`."""
-    return MVGRLEncoder(build_encoder(**spec), alpha=alpha, eps=eps, top_k=top_k, scale=scale)
+    return MVGRLEncoder(build_encoder(**spec), alpha=alpha, eps=eps, top_k=top_k, scale=scale, layout=layout)
 
 
 class MVGRL(nn.Module):
     """`forward(batch) -> loss`, `embed(batch) -> [N, hidden]` (h_A + h_S on the real graph).
 
-    Full batch: every step contrasts the whole graph (the paper samples 2000-node subgraphs).
+    Full batch: every step contrasts the whole graph (the paper samples 2000-node subgraphs). On a sparse
+    (`adj_t`) batch each encoder's first layer is computed once for the real and the shuffled view (as DGI's):
+    `X W` once (shuffling rows commutes with it), then one product with the normalised adjacency, resp. S,
+    propagates both views side by side; the transposes the backward needs are built once per graph.
     """
 
     static_graph = True  # never perturbs edges
     sparse_features = True  # only shuffles feature rows, which CSR features support
     encoder_builder = "mvgrl"  # `load_encoder` rebuilds `self.encoder` with `mvgrl_encoder`
-    encoder_params = tuple(DIFFUSION_DEFAULTS)  # the `model.params` that `mvgrl_encoder` takes
+    encoder_params = (*DIFFUSION_DEFAULTS, "layout")  # the `model.params` that `mvgrl_encoder` takes
 
     def __init__(self, encoder: nn.Module, hidden_channels: int, alpha: float = DIFFUSION_DEFAULTS["alpha"],
                  eps: Union[float, str, None] = None, top_k: Optional[int] = None,
-                 scale: Optional[str] = None) -> None:
+                 scale: Optional[str] = None, layout: str = "auto") -> None:
         super().__init__()
-        self.encoder = MVGRLEncoder(encoder, alpha=alpha, eps=eps, top_k=top_k, scale=scale)
+        self.encoder = MVGRLEncoder(encoder, alpha=alpha, eps=eps, top_k=top_k, scale=scale, layout=layout)
         self.discriminator = BilinearDiscriminator(hidden_channels, bias=True)
+        self._operands: Optional[tuple] = None  # (x, adj, s, X, normalised A, S as SparseOperands)
 
     def forward(self, batch: Data) -> Tensor:
         x, adj = graph_inputs(batch)
         enc = self.encoder
         s = enc.diffusion(adj, batch.num_nodes)
-        corrupted = permute_rows(x, node_permutation(batch.num_nodes, device=x.device))
-        h1, h2 = enc.gnn_adj(x, adj), enc.encode_diffusion(x, s)  # real: adjacency, diffusion
-        h3, h4 = enc.gnn_adj(corrupted, adj), enc.encode_diffusion(corrupted, s)  # corrupted
+        perm = node_permutation(batch.num_nodes, device=x.device)
+        conv = basic_gnn(enc.gnn_adj).convs[0]
+        if conv.normalize and isinstance(adj, Tensor) and adj.is_sparse_csr:
+            (h1, h3), (h2, h4) = self._encode_views(x, adj, s, perm)
+        else:
+            corrupted = permute_rows(x, perm)
+            h1, h2 = enc.gnn_adj(x, adj), enc.encode_diffusion(x, s)  # real: adjacency, diffusion
+            h3, h4 = enc.gnn_adj(corrupted, adj), enc.encode_diffusion(corrupted, s)  # corrupted
         c1, c2 = torch.sigmoid(h1.mean(dim=0)), torch.sigmoid(h2.mean(dim=0))
         d = self.discriminator
         pos = torch.cat([d(h2, c1), d(h1, c2)])  # each view's nodes against the other view's summary
         neg = torch.cat([d(h4, c1), d(h3, c2)])
         return dgi_bce(pos, neg)
+
+    def _encode_views(self, x: Tensor, adj: Tensor, s: Tensor,
+                      perm: Tensor) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+        """((h_A, h_A of the shuffled features), (h_S, h_S of the shuffled features))."""
+        enc = self.encoder
+        x_op, adj_op, s_op = self._sparse_operands(x, adj, s)
+
+        def first_layer(gnn: nn.Module, prop: SparseOperand) -> Tensor:
+            conv = basic_gnn(gnn).convs[0]
+            h = x_op @ conv.lin.weight.t()  # [N, H], once for both views
+            both = prop @ torch.cat([h, permute_rows(h, perm)], dim=1)  # [N, 2H]: real | shuffled
+            return both if conv.bias is None else both + conv.bias.repeat(2)
+
+        adj_views = views_from_first_layer(enc.gnn_adj, first_layer(enc.gnn_adj, adj_op),
+                                           lambda: enc.gnn_adj(x, adj))
+        diff_views = views_from_first_layer(enc.gnn_diff, first_layer(enc.gnn_diff, s_op),
+                                            lambda: enc.encode_diffusion(x, s))
+        return adj_views, diff_views
+
+    def _sparse_operands(self, x: Tensor, adj: Tensor, s: Tensor) -> tuple[SparseOperand, ...]:
+        """X, the GCN-normalised adjacency and S with their transposes, built once per graph (full batch)."""
+        ops = self._operands
+        if ops is None or ops[0] is not x or ops[1] is not adj or ops[2] is not s:
+            conv = basic_gnn(self.encoder.gnn_adj).convs[0]
+            dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
+            norm, _ = gcn_norm(adj, None, x.size(0), conv.improved, conv.add_self_loops, conv.flow, dtype)
+            self._operands = ops = (x, adj, s, SparseOperand(x), SparseOperand(norm), SparseOperand(s))
+        return ops[3:]
 
     @torch.no_grad()
     def embed(self, batch: Data) -> Tensor:

@@ -1,0 +1,224 @@
+"""GRACE on Cora: seconds per training epoch and peak memory, graphcl vs. PyGCL 0.1.2's GRACE.
+
+Both run the settings of `configs/grace/<dataset>.yaml` (GRACE paper, Cora: 2-layer GCN 1433 -> 256 -> 128
+with ReLU after both layers, projection fc(128 -> 128) -> ELU -> fc(128 -> 128), tau 0.4, edge removal
+0.2 / 0.4 and feature-column masking 0.3 / 0.4 for the two views, Adam lr 5e-4 and weight decay 1e-5,
+row-normalised features). PyGCL's model is put together as its `examples/GRACE.py` does: `GCL.augmentors`
+`Compose([EdgeRemoving, FeatureMasking])` per view, an encoder of `GCNConv` layers each followed by the
+activation, a module that encodes the full graph and both views (the full-graph output is unused by the
+loss, as in the example), `GCL.losses.InfoNCE(tau)` inside `GCL.models.DualBranchContrast(mode='L2L',
+intraview_negs=True)`. graphcl's GRACE is built by `build_method` on the batch `prepare_nodes` gives it, as
+the trainer does (CSR features: GRACE masks whole feature columns, which it does on the CSR values). Epochs of the two are timed interleaved in one
+process after warm-up (evaluation excluded); each peak memory is measured in a child process of its own.
+
+Needs PyGCL (`pip install --no-deps PyGCL==0.1.2`, or the `bench` extra). PyGCL imports `dgl`,
+`torch_sparse` and `torch_scatter` at module level but GRACE calls none of them; where they are missing
+this script puts stand-in modules into `sys.modules` (functions that raise if ever called) before importing
+it.
+
+    python benchmarks/grace_speed.py [--epochs 30] [--device cpu|cuda] [--dataset cora]
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import subprocess
+import sys
+import time
+import types
+
+PYGCL = "PyGCL 0.1.2 GRACE"
+OURS = "graphcl GRACE"
+
+
+def _stand_in(name: str, *attrs: str) -> None:
+    """An importable `name` whose `attrs` raise when used (GRACE's code path never uses them)."""
+    if importlib.util.find_spec(name) is not None:
+        return
+    module = types.ModuleType(name)
+
+    def missing(*args, _attr: str = "", **kwargs):
+        raise RuntimeError(f"stand-in {name} module (benchmarks/grace_speed.py): {_attr} is not available")
+
+    for attr in attrs:
+        setattr(module, attr, type(attr, (), {"__init__": missing}) if attr[0].isupper()
+                else lambda *a, _attr=attr, **k: missing(_attr=_attr))
+    sys.modules[name] = module
+
+
+def import_pygcl():
+    _stand_in("dgl", "DGLGraph", "graph")
+    _stand_in("torch_sparse", "SparseTensor", "coalesce")
+    _stand_in("torch_scatter", "scatter")
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*dropout_adj.*")  # PyGCL's EdgeRemoving calls PyG's dropout_adj
+    import GCL.augmentors as A
+    import GCL.losses as L
+    from GCL.models import DualBranchContrast
+
+    return A, L, DualBranchContrast
+
+
+def pygcl_model(cfg, in_channels: int):
+    """PyGCL's GRACE as its example assembles it, with the sizes and rates of `cfg`."""
+    import torch
+    import torch.nn.functional as F
+    from torch_geometric.nn import GCNConv
+
+    A, L, DualBranchContrast = import_pygcl()
+    enc, p = cfg.model.encoder, cfg.model.params
+    widths = [in_channels] + [enc.hidden_channels] * (enc.num_layers - 1) + [enc.out_channels]
+
+    class GConv(torch.nn.Module):  # GCNConv layers, each followed by the activation (ReLU)
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = torch.nn.ModuleList(GCNConv(a, b, cached=False) for a, b in zip(widths, widths[1:]))
+            self.activation = torch.nn.ReLU()
+
+        def forward(self, x, edge_index, edge_weight=None):
+            for conv in self.layers:
+                x = self.activation(conv(x, edge_index, edge_weight))
+            return x
+
+    class Encoder(torch.nn.Module):  # encodes the full graph and both augmented views; projects
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = GConv()
+            self.augmentor = (A.Compose([A.EdgeRemoving(pe=p.drop_edge_1), A.FeatureMasking(pf=p.drop_feature_1)]),
+                              A.Compose([A.EdgeRemoving(pe=p.drop_edge_2), A.FeatureMasking(pf=p.drop_feature_2)]))
+            self.fc1 = torch.nn.Linear(enc.out_channels, p.proj_hidden)
+            self.fc2 = torch.nn.Linear(p.proj_hidden, enc.out_channels)
+
+        def forward(self, x, edge_index, edge_weight=None):
+            views = [aug(x, edge_index, edge_weight) for aug in self.augmentor]
+            return (self.encoder(x, edge_index, edge_weight),) + tuple(self.encoder(*v) for v in views)
+
+        def project(self, z):
+            return self.fc2(F.elu(self.fc1(z)))
+
+    contrast = DualBranchContrast(loss=L.InfoNCE(tau=p.tau), mode="L2L", intraview_negs=True)
+    return Encoder(), contrast
+
+
+def build(variant: str, dataset: str, device: str):
+    """One training epoch of `variant` as a closure, on the dataset prepared as that variant expects."""
+    import torch
+
+    from graphcl.config import load_config
+    from graphcl.graph.encoders import SPARSE_INPUT_ENCODERS
+    from graphcl.train.build import build_method, build_optimizer
+    from graphcl.train.run import load_run_dataset, prepare_nodes
+
+    cfg = load_config(f"configs/grace/{dataset}.yaml", [f"trainer.device={device}"])
+    dev = torch.device(device)
+    data = load_run_dataset(cfg)[0]
+    torch.manual_seed(0)
+    if variant == "pygcl":
+        model, contrast = pygcl_model(cfg, data.num_features)
+        model, contrast = model.to(dev), contrast.to(dev)
+        x, edge_index = data.x.to(dev), data.edge_index.to(dev)
+
+        def loss_fn():
+            _, z1, z2 = model(x, edge_index, None)  # Cora has no edge_attr: the example passes None
+            h1, h2 = model.project(z1), model.project(z2)
+            return contrast(h1, h2)
+    else:  # as `graphcl train` builds it (CSR features where the method and the encoder take them)
+        model = build_method(cfg, data.num_features, static_graph=True).to(dev)
+        sparse = getattr(model, "sparse_features", False) and cfg.model.encoder.name in SPARSE_INPUT_ENCODERS
+        batch = prepare_nodes(data, dev, sparse_features=sparse)
+
+        def loss_fn():
+            return model(batch)
+
+    optimizer = build_optimizer(cfg, model.parameters())
+
+    def epoch() -> None:
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn()
+        loss.backward()
+        optimizer.step()
+        loss.item()  # both read the loss every step (and it syncs CUDA)
+
+    return epoch
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def peak_memory(variant: str, dataset: str, epochs: int, device: str) -> dict:
+    """Peak memory (MB) while `variant` trains, measured in a child process where nothing else has run:
+    the CUDA allocator peak, or on CPU the peak resident set size of the process (libraries, data and model
+    included); `base` is the same measure just before the first epoch (after one untimed warm-up epoch
+    would count its allocator caches, so none is run)."""
+    import torch
+
+    from graphcl.train.trainer import peak_memory_mb, reset_peak_memory
+
+    dev = torch.device(device)
+    epoch = build(variant, dataset, device)
+    reset_peak_memory(dev)
+    base = torch.cuda.memory_allocated(dev) / 2**20 if dev.type == "cuda" else _rss_mb()
+    for _ in range(epochs):
+        epoch()
+    return {"peak": peak_memory_mb(dev), "base": base}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dataset", default="cora")
+    p.add_argument("--variant", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.variant:  # child process: memory of one variant
+        print(json.dumps(peak_memory(args.variant, args.dataset, 5, args.device)))
+        return
+    import torch
+
+    variants = {PYGCL: build("pygcl", args.dataset, args.device), OURS: build("graphcl", args.dataset, args.device)}
+    seconds = {name: 0.0 for name in variants}
+    for epoch in variants.values():  # warm-up
+        for _ in range(5):
+            epoch()
+    for _ in range(args.epochs):  # interleaved, so both see the same machine load
+        for name, epoch in variants.items():
+            if args.device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            epoch()
+            if args.device == "cuda":
+                torch.cuda.synchronize()
+            seconds[name] += (time.perf_counter() - start) / args.epochs
+    memory = {}
+    for name, key in zip(variants, ("pygcl", "graphcl")):
+        out = subprocess.run([sys.executable, __file__, "--variant", key, "--device", args.device,
+                              "--dataset", args.dataset], capture_output=True, text=True, check=True)
+        memory[name] = json.loads(out.stdout.strip().splitlines()[-1])
+    device = torch.cuda.get_device_name(0) if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"GRACE on {args.dataset} ({device}, torch {torch.__version__}), {args.epochs} timed epochs each")
+    what = "CUDA peak allocated" if args.device == "cuda" else "peak RSS of the process while training"
+    print(f"| implementation | s/epoch | memory (MB, {what}) | of which above the pre-training level (MB) |")
+    print("|---|---:|---:|---:|")
+    for name in variants:
+        m = memory[name]
+        print(f"| {name} | {seconds[name]:.4f} | {m['peak']:.0f} | {m['peak'] - m['base']:.0f} |")
+    ours, theirs = memory[OURS], memory[PYGCL]
+    time_ratio = seconds[OURS] / seconds[PYGCL]
+    print(f"time ratio graphcl / PyGCL: {time_ratio:.3f} (speed-up {1 / time_ratio:.1f}x; target <= 1/3)")
+    print(f"peak memory ratio graphcl / PyGCL: {ours['peak'] / theirs['peak']:.3f} (target <= 1/2); "
+          f"above the pre-training level: {(ours['peak'] - ours['base']) / (theirs['peak'] - theirs['base']):.3f}")
+
+
+if __name__ == "__main__":
+    main()
