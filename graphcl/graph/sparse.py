@@ -96,11 +96,15 @@ class _ConstantSparseMM(torch.autograd.Function):
 
 
 class SparseOperand:
-    """A constant matrix (CSR or dense) used as the left factor of products with trainable right factors."""
+    """A constant matrix (CSR or dense) used as the left factor of products with trainable right factors.
 
-    def __init__(self, a: Tensor) -> None:
+    `a_t`: the transpose of a CSR `a` as CSR, when the caller has it (else it is derived once here)."""
+
+    def __init__(self, a: Tensor, a_t: Tensor | None = None) -> None:
         self.a = a
-        self.a_t = a.t().to_sparse_csr() if a.layout == torch.sparse_csr else None
+        if a.layout == torch.sparse_csr and a_t is None:
+            a_t = a.t().to_sparse_csr()
+        self.a_t = a_t if a.layout == torch.sparse_csr else None
 
     def __matmul__(self, b: Tensor) -> Tensor:
         if self.a_t is None:

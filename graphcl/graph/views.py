@@ -70,12 +70,17 @@ def mask_feature_columns(x: Tensor, p: float, generator: Optional[torch.Generato
     stays CSR, with the same sparsity pattern and the masked entries stored as zeros."""
     _check_rate("mask_feature_columns", p)
     if batch is None:
-        keep = (torch.rand(x.size(1), generator=generator, device=x.device) >= p).to(x.dtype)
-        if x.layout == torch.sparse_csr:
-            values = x.values() * keep[x.col_indices()]
-            return torch.sparse_csr_tensor(x.crow_indices(), x.col_indices(), values, x.shape)
-        return x * keep
+        return _keep_columns(x, torch.rand(x.size(1), generator=generator, device=x.device) >= p)
     return _mask_columns(x, p, generator, batch, _num_graphs(batch))
+
+
+def _keep_columns(x: Tensor, keep: Tensor) -> Tensor:
+    """x `[N, F]` (dense or CSR) with the columns where `keep [F]` is False zeroed."""
+    keep = keep.to(x.dtype)
+    if x.layout == torch.sparse_csr:
+        values = x.values() * keep[x.col_indices()]
+        return torch.sparse_csr_tensor(x.crow_indices(), x.col_indices(), values, x.shape)
+    return x * keep
 
 
 def _mask_columns(x: Tensor, p: float, generator: Optional[torch.Generator], batch: Tensor,
@@ -751,8 +756,17 @@ def edge_feature_view(batch: Data, drop_edge: float, drop_feature: float) -> tup
     """One random view of a full-batch graph (global RNG): `x [N, F]` with feature columns masked at rate
     `drop_feature` (CSR when `batch.x` is), and `edge_index [2, E']` with directed edges dropped at rate
     `drop_edge`."""
-    edge_index, _ = drop_edges(batch.edge_index, drop_edge)
-    return mask_feature_columns(batch.x, drop_feature), edge_index
+    edges, columns = edge_feature_draws(batch, drop_edge, drop_feature)
+    return _keep_columns(batch.x, columns), batch.edge_index[:, edges]
+
+
+def edge_feature_draws(batch: Data, drop_edge: float, drop_feature: float) -> tuple[Tensor, Tensor]:
+    """The draws of `edge_feature_view` (global RNG, edges first): the kept edges `[E]` and the kept feature
+    columns `[F]`, as bool masks."""
+    _check_rate("drop_edges", drop_edge)
+    _check_rate("mask_feature_columns", drop_feature)
+    edges = _edge_keep(batch.edge_index, drop_edge, None)
+    return edges, torch.rand(batch.x.size(1), device=batch.x.device) >= drop_feature
 
 
 CORRUPTIONS = {"shuffle": shuffle_features}

@@ -14,8 +14,9 @@ from torch_geometric.data import Data
 
 from graphcl.core.heads import projection_head
 from graphcl.core.losses import nt_xent
-from graphcl.graph.sparse import graph_inputs
-from graphcl.graph.views import edge_feature_view
+from graphcl.graph.gcn_views import DropEdgeGCN, gcn_layers_on, plain_gcn_convs
+from graphcl.graph.sparse import SparseOperand, graph_inputs
+from graphcl.graph.views import edge_feature_draws, edge_feature_view
 
 
 class GRACE(nn.Module):
@@ -40,10 +41,32 @@ class GRACE(nn.Module):
                                          norm=None, act="elu")
         self.tau, self.chunk_size = tau, chunk_size
         self.rates = ((drop_edge_1, drop_feature_1), (drop_edge_2, drop_feature_2))
+        self._cache: Optional[tuple] = None  # ((x, edge_index), SparseOperand(x), DropEdgeGCN): see _operands
 
     def forward(self, batch: Data) -> Tensor:
-        z1, z2 = (self.projector(self.encoder(*edge_feature_view(batch, *rates))) for rates in self.rates)
+        z1, z2 = (self.projector(self._encode_view(batch, *rates)) for rates in self.rates)
         return self.loss(z1, z2)
+
+    def _encode_view(self, batch: Data, drop_edge: float, drop_feature: float) -> Tensor:
+        """The encoder on one random view (`edge_feature_view`). With a plain PyG GCN (`plain_gcn_convs`) the
+        same draws run as sparse products: the first layer's (X mask) W^T as X (W mask^T)^T against the
+        graph's CSR features, and every layer's propagation against the view's normalised CSR adjacency, with
+        transposes built once per graph (`DropEdgeGCN`)."""
+        convs = plain_gcn_convs(self.encoder)
+        if convs is None:
+            return self.encoder(*edge_feature_view(batch, drop_edge, drop_feature))
+        edges, columns = edge_feature_draws(batch, drop_edge, drop_feature)
+        x, features, graph = self._operands(batch)
+        first = features @ (convs[0].lin.weight * columns.to(x.dtype)).t()
+        with gcn_layers_on(convs, graph.view(edges, first.dtype), first_linear=first):
+            return self.encoder(x, batch.edge_index)
+
+    def _operands(self, batch: Data) -> tuple[Tensor, SparseOperand, DropEdgeGCN]:
+        """(x, x as a `SparseOperand`, the graph's `DropEdgeGCN`), built once per graph (full-batch)."""
+        key = (batch.x, batch.edge_index)
+        if self._cache is None or self._cache[0][0] is not key[0] or self._cache[0][1] is not key[1]:
+            self._cache = (key, SparseOperand(batch.x), DropEdgeGCN(batch.edge_index, batch.num_nodes))
+        return batch.x, self._cache[1], self._cache[2]
 
     def loss(self, z1: Tensor, z2: Tensor) -> Tensor:
         """½ (info_nce(z1, z2) + info_nce(z2, z1)) over projections `[N, D]`, both views as negatives: `nt_xent`,
