@@ -1,20 +1,21 @@
 """GRACE on Cora: seconds per training epoch and peak memory, graphcl vs. PyGCL 0.1.2's GRACE.
 
-Both run the settings of `configs/grace/<dataset>.yaml` (GRACE paper, Cora: 2-layer GCN 1433 -> 256 -> 128
-with ReLU after both layers, projection fc(128 -> 128) -> ELU -> fc(128 -> 128), tau 0.4, edge removal
-0.2 / 0.4 and feature-column masking 0.3 / 0.4 for the two views, Adam lr 5e-4 and weight decay 1e-5,
-row-normalised features). PyGCL's model is put together as its `examples/GRACE.py` does: `GCL.augmentors`
-`Compose([EdgeRemoving, FeatureMasking])` per view, an encoder of `GCNConv` layers each followed by the
-activation, a module that encodes the full graph and both views (the full-graph output is unused by the
-loss, as in the example), `GCL.losses.InfoNCE(tau)` inside `GCL.models.DualBranchContrast(mode='L2L',
-intraview_negs=True)`. graphcl's GRACE is built by `build_method` on the batch `prepare_nodes` gives it, as
-the trainer does (CSR features: GRACE masks whole feature columns, which it does on the CSR values). Epochs of the two are timed interleaved in one
-process after warm-up (evaluation excluded); each peak memory is measured in a child process of its own.
+Both run the model and settings of `configs/grace/<dataset>.yaml` (Cora, the GRACE paper's: 2-layer GCN
+1433 -> 256 -> 128 with ReLU after both layers, projection fc(128 -> 128) -> ELU -> fc(128 -> 128), tau 0.4,
+edge removal 0.2 / 0.4 and feature-column masking 0.3 / 0.4 for the two views, Adam lr 5e-4 and weight
+decay 1e-5, row-normalised features). PyGCL's model is put together as its `examples/GRACE.py` does:
+`GCL.augmentors.Compose([EdgeRemoving, FeatureMasking])` per view, an encoder of `GCNConv` layers each followed
+by the one activation module, a module that encodes the full graph and both views (the full-graph output is
+unused by the loss, as in the example), and `GCL.losses.InfoNCE(tau)` in `GCL.models.DualBranchContrast(
+mode='L2L', intraview_negs=True)`, on dense features and `edge_index`. (That loss also counts each anchor's
+similarity with itself among its negatives; GRACE's, and graphcl's, leaves it out. The work is the same.)
+graphcl's GRACE is built by `build_method` on the batch `prepare_nodes` makes, as `graphcl train` does (CSR
+features: GRACE only masks whole feature columns). Epochs of the two are timed interleaved in one process
+after warm-up (evaluation excluded); each peak memory is measured in a child process of its own.
 
-Needs PyGCL (`pip install --no-deps PyGCL==0.1.2`, or the `bench` extra). PyGCL imports `dgl`,
-`torch_sparse` and `torch_scatter` at module level but GRACE calls none of them; where they are missing
-this script puts stand-in modules into `sys.modules` (functions that raise if ever called) before importing
-it.
+Needs PyGCL (`pip install --no-deps PyGCL==0.1.2`, or the `bench` extra). PyGCL imports `dgl`, `torch_sparse`
+and `torch_scatter` at module level, but GRACE calls none of them: where they are missing, this script puts
+stand-in modules into `sys.modules` (whose functions raise if called) before importing PyGCL.
 
     python benchmarks/grace_speed.py [--epochs 30] [--device cpu|cuda] [--dataset cora]
 """
@@ -33,17 +34,19 @@ OURS = "graphcl GRACE"
 
 
 def _stand_in(name: str, *attrs: str) -> None:
-    """An importable `name` whose `attrs` raise when used (GRACE's code path never uses them)."""
-    if importlib.util.find_spec(name) is not None:
+    """An importable module `name`, when there is none, whose `attrs` raise when called (GRACE calls none)."""
+    if name in sys.modules or importlib.util.find_spec(name) is not None:
         return
     module = types.ModuleType(name)
 
-    def missing(*args, _attr: str = "", **kwargs):
-        raise RuntimeError(f"stand-in {name} module (benchmarks/grace_speed.py): {_attr} is not available")
+    def missing(attr: str):
+        def fail(*args, **kwargs):
+            raise RuntimeError(f"{name}.{attr} is a stand-in of benchmarks/grace_speed.py, not the real module")
+
+        return fail
 
     for attr in attrs:
-        setattr(module, attr, type(attr, (), {"__init__": missing}) if attr[0].isupper()
-                else lambda *a, _attr=attr, **k: missing(_attr=_attr))
+        setattr(module, attr, missing(attr))
     sys.modules[name] = module
 
 
@@ -66,20 +69,23 @@ def pygcl_model(cfg, in_channels: int):
     import torch
     import torch.nn.functional as F
     from torch_geometric.nn import GCNConv
+    from torch_geometric.nn.resolver import activation_resolver
 
     A, L, DualBranchContrast = import_pygcl()
     enc, p = cfg.model.encoder, cfg.model.params
     widths = [in_channels] + [enc.hidden_channels] * (enc.num_layers - 1) + [enc.out_channels]
 
-    class GConv(torch.nn.Module):  # GCNConv layers, each followed by the activation (ReLU)
+    class GConv(torch.nn.Module):  # GCNConv layers, each followed by the one activation module (cfg's)
         def __init__(self) -> None:
             super().__init__()
             self.layers = torch.nn.ModuleList(GCNConv(a, b, cached=False) for a, b in zip(widths, widths[1:]))
-            self.activation = torch.nn.ReLU()
+            self.activation = activation_resolver(enc.act)
 
         def forward(self, x, edge_index, edge_weight=None):
-            for conv in self.layers:
-                x = self.activation(conv(x, edge_index, edge_weight))
+            for i, conv in enumerate(self.layers):
+                x = conv(x, edge_index, edge_weight)
+                if i < len(self.layers) - 1 or enc.act_last:
+                    x = self.activation(x)
             return x
 
     class Encoder(torch.nn.Module):  # encodes the full graph and both augmented views; projects
@@ -121,7 +127,7 @@ def build(variant: str, dataset: str, device: str):
         x, edge_index = data.x.to(dev), data.edge_index.to(dev)
 
         def loss_fn():
-            _, z1, z2 = model(x, edge_index, None)  # Cora has no edge_attr: the example passes None
+            _, z1, z2 = model(x, edge_index, None)  # the example passes data.edge_attr: None on Planetoid
             h1, h2 = model.project(z1), model.project(z2)
             return contrast(h1, h2)
     else:  # as `graphcl train` builds it (CSR features where the method and the encoder take them)
@@ -159,8 +165,7 @@ def _rss_mb() -> float:
 def peak_memory(variant: str, dataset: str, epochs: int, device: str) -> dict:
     """Peak memory (MB) while `variant` trains, measured in a child process where nothing else has run:
     the CUDA allocator peak, or on CPU the peak resident set size of the process (libraries, data and model
-    included); `base` is the same measure just before the first epoch (after one untimed warm-up epoch
-    would count its allocator caches, so none is run)."""
+    included); `base` is the same measure just before the first epoch (model and data built, nothing run)."""
     import torch
 
     from graphcl.train.trainer import peak_memory_mb, reset_peak_memory
