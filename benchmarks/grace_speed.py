@@ -24,10 +24,10 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import subprocess
 import sys
-import time
 import types
+
+from harness import child_result, device_label, time_interleaved
 
 PYGCL = "PyGCL 0.1.2 GRACE"
 OURS = "graphcl GRACE"
@@ -189,29 +189,11 @@ def main() -> None:
     if args.variant:  # child process: memory of one variant
         print(json.dumps(peak_memory(args.variant, args.dataset, 5, args.device)))
         return
-    import torch
-
     variants = {PYGCL: build("pygcl", args.dataset, args.device), OURS: build("graphcl", args.dataset, args.device)}
-    seconds = {name: 0.0 for name in variants}
-    for epoch in variants.values():  # warm-up
-        for _ in range(5):
-            epoch()
-    for _ in range(args.epochs):  # interleaved, so both see the same machine load
-        for name, epoch in variants.items():
-            if args.device == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            epoch()
-            if args.device == "cuda":
-                torch.cuda.synchronize()
-            seconds[name] += (time.perf_counter() - start) / args.epochs
-    memory = {}
-    for name, key in zip(variants, ("pygcl", "graphcl")):
-        out = subprocess.run([sys.executable, __file__, "--variant", key, "--device", args.device,
-                              "--dataset", args.dataset], capture_output=True, text=True, check=True)
-        memory[name] = json.loads(out.stdout.strip().splitlines()[-1])
-    device = torch.cuda.get_device_name(0) if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"GRACE on {args.dataset} ({device}, torch {torch.__version__}), {args.epochs} timed epochs each")
+    seconds = time_interleaved(variants, args.epochs, args.device)
+    memory = {name: child_result(__file__, key, "--device", args.device, "--dataset", args.dataset)
+              for name, key in zip(variants, ("pygcl", "graphcl"))}
+    print(f"GRACE on {args.dataset} ({device_label(args.device)}), {args.epochs} timed epochs each")
     what = "CUDA peak allocated" if args.device == "cuda" else "peak RSS of the process while training"
     print(f"| implementation | s/epoch | memory (MB, {what}) | of which above the pre-training level (MB) |")
     print("|---|---:|---:|---:|")

@@ -8,7 +8,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Optional
 
-import torch
 from torch import Tensor, nn
 from torch_geometric.nn import Sequential
 from torch_geometric.nn.models import GAT, GCN, GIN, GraphSAGE

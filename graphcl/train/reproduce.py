@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import yaml
-from omegaconf import OmegaConf
 
 from graphcl.config import ConfigError, load_config, to_yaml
 from graphcl.train.checkpoint import atomic_write

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -51,7 +50,8 @@ def registry_name(cfg: DictConfig) -> str:
 def prepare_nodes(data: Data, device: torch.device, sparse_features: bool = True) -> Data:
     """The full-batch graph as encoder calls see it, on `device`: a CSR adjacency `adj_t` (message passing
     as one sparse-dense product) beside `edge_index`, and CSR features when they are sparse enough and
-    `sparse_features` (methods that augment features get them dense). Evaluation always uses the default."""
+    `sparse_features` (a method opts in with a `sparse_features = True` class attribute when its views work
+    on CSR features, as DGI's and GRACE's do). Evaluation uses `evaluation_batch`."""
     keep = {"x", "edge_index", "edge_weight"}
     slim = Data(**{k: v for k, v in data.items() if k in keep}, num_nodes=data.num_nodes)
     return sparse_full_batch(slim, max_density=0.1 if sparse_features else 0.0).to(device)
