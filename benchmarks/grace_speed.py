@@ -115,7 +115,7 @@ def build(variant: str, dataset: str, device: str):
     from graphcl.config import load_config
     from graphcl.graph.encoders import SPARSE_INPUT_ENCODERS
     from graphcl.train.build import build_method, build_optimizer
-    from graphcl.train.run import load_run_dataset, prepare_nodes
+    from graphcl.train.tasks.node import load_run_dataset, prepare_nodes
 
     cfg = load_config(f"configs/grace/{dataset}.yaml", [f"trainer.device={device}"])
     dev = torch.device(device)

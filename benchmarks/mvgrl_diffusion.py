@@ -39,7 +39,7 @@ def setup(dataset: str, device: str):
     import torch
 
     from graphcl.config import load_config
-    from graphcl.train.run import load_run_dataset, prepare_nodes
+    from graphcl.train.tasks.node import load_run_dataset, prepare_nodes
 
     cfgs = {v: load_config(f"configs/mvgrl/{dataset}.yaml", [f"trainer.device={device}", *o])
             for v, o in VARIANTS.items()}
@@ -120,7 +120,7 @@ def main() -> None:
     import torch
 
     from graphcl.evaluate import evaluate_nodes
-    from graphcl.train.run import embed_nodes, evaluation_batch
+    from graphcl.train.tasks.node import embed_nodes, evaluation_batch
 
     start_all = time.perf_counter()
     memory = {}

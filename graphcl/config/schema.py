@@ -58,7 +58,10 @@ class ModelConfig:
 
 @dataclass
 class AugmentConfig:
-    corruption: str = "shuffle"         # DGI's negative view (more view options come with later issues)
+    corruption: str = "shuffle"         # DGI's negative view
+    # View settings of image, sequence and graph-level methods (crop scales, jitter, drop rates...); free-form
+    # here, checked by the task that reads them.
+    params: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -82,12 +85,15 @@ class TrainerConfig:
 
 @dataclass
 class EvalConfig:
-    protocol: str = "public"            # public|random|ogb node splits
+    protocol: str = "public"            # public|random|ogb node splits, svm_cv|ogb_graph for graphs
     repeats: int = 1                    # random splits per seed
     train_ratio: float = 0.1            # random protocol only
     val_ratio: float = 0.1
     c_grid: List[float] = field(default_factory=lambda: [1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0])
     max_iter: int = 1000                # probe solver iterations
+    folds: int = 10                     # svm_cv: outer stratified folds (C by inner CV on the training folds)
+    # Protocol settings of the image and sequence tasks (kNN k and temperature, forecast horizons...).
+    params: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -105,11 +111,13 @@ class RunConfig:
 CHOICES: Dict[str, Tuple[str, ...]] = {
     "data.features": ("auto", "degree", "constant"),
     "data.loader": ("full", "neighbor"),
-    "model.encoder.name": ("gcn", "sage", "gat", "gin"),
+    # PyG BasicGNN models; image backbones; sequence encoders
+    "model.encoder.name": ("gcn", "sage", "gat", "gin", "resnet18", "convnet", "cpc_audio", "tcn"),
     "model.encoder.act": ("relu", "prelu", "elu", "gelu", "tanh", "leaky_relu"),
     "augment.corruption": ("shuffle",),
     "optim.name": ("adam", "adamw", "sgd"),
     "optim.scheduler": ("none", "cosine"),
     "trainer.device": ("auto", "cpu", "cuda"),
-    "eval.protocol": ("public", "random", "ogb"),
+    # node splits (public|random|ogb); graph classification (svm_cv; ogb_graph: a linear probe on OGB's split)
+    "eval.protocol": ("public", "random", "ogb", "svm_cv", "ogb_graph"),
 }

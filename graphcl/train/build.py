@@ -12,10 +12,12 @@ from torch import nn
 
 from graphcl.config import ConfigError
 from graphcl.graph.encoders import build_encoder
-from graphcl.graph.methods import BGRL, CCASSG, DGI, GRACE, MVGRL, GraphMAE
 
-METHODS: dict[str, type[nn.Module]] = {
-    "dgi": DGI, "grace": GRACE, "bgrl": BGRL, "ccassg": CCASSG, "graphmae": GraphMAE, "mvgrl": MVGRL,
+# Config name -> "module:Class", imported on first use so a graph run never imports the image or sequence code.
+METHODS: dict[str, str] = {
+    **{name: f"graphcl.graph.methods:{cls}" for name, cls in [
+        ("dgi", "DGI"), ("grace", "GRACE"), ("bgrl", "BGRL"), ("ccassg", "CCASSG"), ("graphmae", "GraphMAE"),
+        ("mvgrl", "MVGRL")]},
 }
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
@@ -30,7 +32,9 @@ def method_class(name: str) -> type[nn.Module]:
     if key not in METHODS:
         raise ConfigError(f"key 'model.method' names unknown method {name!r}{_suggest(key, list(METHODS))}; "
                           f"choose one of {', '.join(METHODS)}")
-    return METHODS[key]
+    from graphcl.train.tasks import resolve
+
+    return resolve(METHODS[key])
 
 
 def encoder_spec(cfg: DictConfig, in_channels: int) -> dict[str, Any]:
@@ -39,8 +43,20 @@ def encoder_spec(cfg: DictConfig, in_channels: int) -> dict[str, Any]:
     return {"in_channels": int(in_channels), **spec}
 
 
+def method_params(cfg: DictConfig) -> dict[str, Any]:
+    """`model.params`, checked against the keyword arguments of the method's constructor."""
+    cls = method_class(cfg.model.method)
+    params = OmegaConf.to_container(cfg.model.params, resolve=True)
+    accepted = [p for p in inspect.signature(cls).parameters if p not in ("encoder", "hidden_channels")]
+    for key in params:
+        if key not in accepted:
+            raise ConfigError(f"unknown key 'model.params.{key}' for method {cfg.model.method!r}"
+                              f"{_suggest(key, accepted)}")
+    return params
+
+
 def build_method(cfg: DictConfig, in_channels: int, static_graph: bool = False) -> nn.Module:
-    """The method of `cfg.model` around a fresh encoder for `in_channels` input features.
+    """The (graph) method of `cfg.model` around a fresh PyG encoder for `in_channels` input features.
 
     `static_graph`: the graph never changes during training (full-batch, and the method does not perturb
     edges), so GCN layers may cache their normalised adjacency.
@@ -52,12 +68,7 @@ def build_method(cfg: DictConfig, in_channels: int, static_graph: bool = False) 
         encoder = build_encoder(**spec, **({"cached": True} if cache else {}))
     except TypeError as e:  # an option the PyG model does not take
         raise ConfigError(f"key 'model.encoder.options' is not accepted by the {spec['name']} encoder: {e}") from None
-    params = OmegaConf.to_container(cfg.model.params, resolve=True)
-    accepted = [p for p in inspect.signature(cls).parameters if p not in ("encoder", "hidden_channels")]
-    for key in params:
-        if key not in accepted:
-            raise ConfigError(f"unknown key 'model.params.{key}' for method {cfg.model.method!r}"
-                              f"{_suggest(key, accepted)}")
+    params = method_params(cfg)
     hidden = spec["out_channels"] or spec["hidden_channels"]
     return cls(encoder, hidden, **params)
 

@@ -18,72 +18,14 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 
 from graphcl.config import config_from_dict, load_config, save_config
-from graphcl.evaluate import evaluate_nodes
-from graphcl.graph.sparse import graph_inputs
-from graphcl.graph.encoders import SPARSE_INPUT_ENCODERS
-from graphcl.graph.sparse import sparse_full_batch
 from graphcl.train.artifacts import encoder_from_file, read_encoder_file, save_encoder, write_environment
-from graphcl.train.build import build_method, build_optimizer, build_scheduler, encoder_spec, method_class
+from graphcl.train.build import build_optimizer, build_scheduler, method_class
 from graphcl.train.checkpoint import CheckpointError, load_torch, save_json, save_torch, seed_everything
 from graphcl.train.rundir import MetricsLog, RunDir
+from graphcl.train.tasks import get_task
 from graphcl.train.trainer import Trainer, peak_memory_mb, reset_peak_memory, resolve_device
 
 CHECKPOINT_FORMAT = 1
-
-
-# -- data ----------------------------------------------------------------------------------------
-def load_run_dataset(cfg: DictConfig):
-    from graphcl.data import load_dataset
-
-    return load_dataset(cfg.data.name, root=cfg.data.root, features=cfg.data.features,
-                        normalize_features=cfg.data.normalize_features)
-
-
-def registry_name(cfg: DictConfig) -> str:
-    """The dataset's name as the registry spells it (`Computers` for `amazon-computers`), for results and
-    `encoder.pt`: the loaders' own `name` differs (PyG's Amazon lower-cases it; WikiCS has none)."""
-    from graphcl.data import get_spec
-
-    return get_spec(cfg.data.name, cfg.data.root).name
-
-
-def prepare_nodes(data: Data, device: torch.device, sparse_features: bool = True) -> Data:
-    """The full-batch graph as encoder calls see it, on `device`: a CSR adjacency `adj_t` (message passing
-    as one sparse-dense product) beside `edge_index`, and CSR features when they are sparse enough and
-    `sparse_features` (a method opts in with a `sparse_features = True` class attribute when its views work
-    on CSR features, as DGI's and GRACE's do). Evaluation uses `evaluation_batch`."""
-    keep = {"x", "edge_index", "edge_weight"}
-    slim = Data(**{k: v for k, v in data.items() if k in keep}, num_nodes=data.num_nodes)
-    return sparse_full_batch(slim, max_density=0.1 if sparse_features else 0.0).to(device)
-
-
-def saved_encoder(cfg: DictConfig, in_channels: int) -> tuple[str, dict[str, Any]]:
-    """(builder, keyword arguments) with which `load_encoder` rebuilds `method.encoder`: `encoder_spec` and the
-    "graph" builder, unless the method class names its own `encoder_builder` (a key of `artifacts.BUILDERS`)
-    and the `model.params` it takes (`encoder_params`), e.g. MVGRL's two-view encoder and its diffusion."""
-    cls = method_class(cfg.model.method)
-    params = OmegaConf.to_container(cfg.model.params, resolve=True)
-    extra = {k: params[k] for k in getattr(cls, "encoder_params", ()) if k in params}
-    return getattr(cls, "encoder_builder", "graph"), {**encoder_spec(cfg, in_channels), **extra}
-
-
-def evaluation_batch(cfg: DictConfig, data: Data, device: torch.device) -> Data:
-    """The graph the saved encoder is evaluated on: CSR features where the encoder accepts them."""
-    return prepare_nodes(data, device, sparse_features=cfg.model.encoder.name in SPARSE_INPUT_ENCODERS)
-
-
-@torch.no_grad()
-def embed_nodes(encoder: nn.Module, batch: Data) -> Tensor:
-    """Frozen node embeddings `[N, D]` on CPU, as `graphcl eval` / `embed` compute them."""
-    encoder.eval()
-    return encoder(*graph_inputs(batch)).float().cpu()
-
-
-def probe(cfg: DictConfig, embeddings: Tensor, data: Data, dataset: Any, seed: int) -> dict:
-    split_idx = dataset.get_idx_split() if cfg.eval.protocol == "ogb" and hasattr(dataset, "get_idx_split") else None
-    return evaluate_nodes(embeddings, data, protocol=cfg.eval.protocol, repeats=cfg.eval.repeats, seed=seed,
-                          split_idx=split_idx, train_ratio=cfg.eval.train_ratio, val_ratio=cfg.eval.val_ratio,
-                          c_grid=list(cfg.eval.c_grid), max_iter=cfg.eval.max_iter)
 
 
 def summarise(cfg: DictConfig, dataset_name: str, seeds: list[dict], device: torch.device) -> dict:
@@ -129,24 +71,16 @@ def train_run(cfg: DictConfig, out_dir: str | os.PathLike, *, mode: str = "new",
                 raise CheckpointError(f"{run.file('checkpoint.pt')} has checkpoint format "
                                       f"{checkpoint.get('format')!r}; expected {CHECKPOINT_FORMAT}")
             cfg = config_from_dict(checkpoint["config"])
-        cls = method_class(cfg.model.method)  # fail fast on an unknown method, before loading data
+        method_class(cfg.model.method)  # fail fast on an unknown method, before loading data
         device = resolve_device(cfg.trainer.device)
-        from_registry = dataset is None
-        if from_registry:
-            dataset = load_run_dataset(cfg)
+        task = get_task(cfg, device, dataset)
         # the directory becomes a run only once its inputs are known to be usable
         cfg_dict = OmegaConf.to_container(cfg, resolve=True)
         save_config(cfg, run.file("config.yaml"))
         write_environment(run.file("env.json"), device)
         if cfg.trainer.deterministic and device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
-
-        data = dataset[0]
-        batch = evaluation_batch(cfg, data, device)
-        sparse = getattr(cls, "sparse_features", False) and cfg.model.encoder.name in SPARSE_INPUT_ENCODERS
-        train_batch = prepare_nodes(data, device, sparse_features=sparse)
-        name = registry_name(cfg) if from_registry else getattr(dataset, "name", cfg.data.name)
-        builder, spec = saved_encoder(cfg, data.num_features)
+        builder, spec = task.encoder_spec()
 
         done: list[dict] = list(checkpoint["completed"]) if checkpoint else []
         current = checkpoint.get("current") if checkpoint else None
@@ -166,11 +100,11 @@ def train_run(cfg: DictConfig, out_dir: str | os.PathLike, *, mode: str = "new",
         try:
             for seed in cfg.seeds[len(done):]:
                 seed_everything(seed)
-                method = build_method(cfg, data.num_features, static_graph=cfg.data.loader == "full").to(device)
+                method = task.build_method().to(device)
                 optimizer = build_optimizer(cfg, method.parameters())
                 scheduler = build_scheduler(cfg, optimizer)
                 trainer = Trainer(
-                    method, optimizer, lambda: [train_batch],
+                    method, optimizer, task.batches,
                     epochs=cfg.trainer.epochs, patience=cfg.trainer.patience, device=device,
                     amp=cfg.trainer.amp, checkpoint_every=cfg.trainer.checkpoint_every,
                     on_checkpoint=lambda state, seed=seed: save_checkpoint({"seed": seed, **state}),
@@ -187,7 +121,7 @@ def train_run(cfg: DictConfig, out_dir: str | os.PathLike, *, mode: str = "new",
                 # Evaluate exactly what `graphcl eval` will load: the saved spec and weights, uncached.
                 encoder = encoder_from_file({"builder": builder, "spec": spec, "seeds": [seed],
                                              "state_dicts": [state]}).to(device)
-                result = probe(cfg, embed_nodes(encoder, batch), data, dataset, seed)
+                result = task.evaluate(encoder, seed)
                 done.append({"seed": seed, "fit": asdict(fit), "eval": result, "peak_memory_mb": peak,
                              "encoder_state": state})
                 save_checkpoint(None)
@@ -198,8 +132,8 @@ def train_run(cfg: DictConfig, out_dir: str | os.PathLike, *, mode: str = "new",
 
         save_encoder(run.file("encoder.pt"), spec, [s["encoder_state"] for s in done], [s["seed"] for s in done],
                      builder=builder,
-                     meta={"method": cfg.model.method, "dataset": name})
-        results = summarise(cfg, name, done, device)
+                     meta={"method": cfg.model.method, "dataset": task.name})
+        results = summarise(cfg, task.name, done, device)
         save_json(results, run.file("results.json"))
         return results
 
@@ -214,13 +148,9 @@ def evaluate_run(run_dir: str | os.PathLike, device: str = "cpu") -> dict:
     run_dir = Path(run_dir)
     cfg = _run_config(run_dir)
     enc = read_encoder_file(run_dir)
-    dataset = load_run_dataset(cfg)
-    data = dataset[0]
-    batch = evaluation_batch(cfg, data, torch.device(device))
-    seeds = []
-    for seed in enc["seeds"]:
-        result = probe(cfg, embed_nodes(encoder_from_file(enc, seed).to(device), batch), data, dataset, seed)
-        seeds.append({"seed": seed, "eval": result})
+    task = get_task(cfg, torch.device(device))
+    seeds = [{"seed": seed, "eval": task.evaluate(encoder_from_file(enc, seed).to(device), seed)}
+             for seed in enc["seeds"]]
     test = [100 * s["eval"]["test"] for s in seeds]
     val = [100 * s["eval"]["val"] for s in seeds]
     return {"method": cfg.model.method, "dataset": enc.get("dataset", cfg.data.name),
@@ -232,14 +162,13 @@ def evaluate_run(run_dir: str | os.PathLike, device: str = "cpu") -> dict:
 
 def embed_run(run_dir: str | os.PathLike, out: str | os.PathLike, seed: Optional[int] = None,
               device: str = "cpu") -> Tensor:
-    """Write the node embeddings of the run's encoder (first seed by default) to `.pt` or `.npy`."""
+    """Write the embeddings (nodes, graphs, images or sequences) of the run's encoder (first seed by default) to `.pt` or `.npy`."""
     from graphcl.train.checkpoint import atomic_write
 
     run_dir = Path(run_dir)
     cfg = _run_config(run_dir)
     enc = read_encoder_file(run_dir)
-    data = load_run_dataset(cfg)[0]
-    z = embed_nodes(encoder_from_file(enc, seed).to(device), evaluation_batch(cfg, data, torch.device(device)))
+    z = get_task(cfg, torch.device(device)).embed(encoder_from_file(enc, seed).to(device))
     out = Path(out)
     if out.suffix == ".npy":
         atomic_write(out, lambda f: np.save(f, z.numpy()))

@@ -189,13 +189,13 @@ def test_split_ratios_must_leave_a_test_split(tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ("optim.name=adma", "key 'optim.name' must be one of adam, adamw, sgd; got 'adma' (did you mean 'adam'?)"),
-    ("model.encoder.name=GCN", "key 'model.encoder.name' must be one of gcn, sage, gat, gin; got 'GCN' "
+    ("model.encoder.name=GCN", "key 'model.encoder.name' must be one of gcn, sage, gat, gin, resnet18, convnet, cpc_audio, tcn; got 'GCN' "
                                "(did you mean 'gcn'?)"),
     ("data.loader=xyz", "key 'data.loader' must be one of full, neighbor; got 'xyz'"),
     ("trainer.device=mps", "key 'trainer.device' must be one of auto, cpu, cuda; got 'mps'"),
     ("model.encoder.act=relu6", "key 'model.encoder.act' must be one of relu, prelu, elu, gelu, tanh, "
                                 "leaky_relu; got 'relu6' (did you mean 'relu'?)"),
-    ("eval.protocol=randm", "key 'eval.protocol' must be one of public, random, ogb; got 'randm' "
+    ("eval.protocol=randm", "key 'eval.protocol' must be one of public, random, ogb, svm_cv, ogb_graph; got 'randm' "
                             "(did you mean 'random'?)"),
     ("augment.corruption=mask", "key 'augment.corruption' must be one of shuffle; got 'mask'"),
 ])

@@ -25,7 +25,8 @@ from graphcl.graph.methods.mvgrl import MVGRL, MVGRLEncoder, mvgrl_encoder
 from graphcl.train.artifacts import read_encoder_file
 from graphcl.train.build import build_method, build_optimizer, build_scheduler
 from graphcl.train.checkpoint import load_torch
-from graphcl.train.run import embed_nodes, evaluate_run, prepare_nodes, saved_encoder, train_run
+from graphcl.train.run import evaluate_run, train_run
+from graphcl.train.tasks.node import embed_nodes, prepare_nodes, saved_encoder
 from graphcl.train.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[2]

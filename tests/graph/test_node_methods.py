@@ -19,8 +19,8 @@ from graphcl.graph import build_encoder
 from graphcl.graph.encoders import basic_gnn
 from graphcl.graph.methods import BGRL, CCASSG, GRACE
 from graphcl.graph.views import edge_feature_view
-from graphcl.train.build import METHODS, build_method
-from graphcl.train.run import embed_nodes, prepare_nodes
+from graphcl.train.build import build_method, method_class
+from graphcl.train.tasks.node import embed_nodes, prepare_nodes
 
 CPU = torch.device("cpu")
 HIDDEN, OUT, EPOCHS = 64, 32, 20
@@ -122,7 +122,7 @@ def test_short_run_beats_random_encoder(name: str, trained: dict, cora: Data, pr
 @pytest.mark.parametrize("name", list(SETTINGS))
 def test_contract(name: str) -> None:
     cls = SETTINGS[name][0]
-    assert METHODS[name] is cls
+    assert method_class(name) is cls
     assert cls.static_graph is False  # all three perturb edges
     assert getattr(cls, "sparse_features", False) == (name == "grace")  # BGRL, CCA-SSG: dense features
     data = toy(40, 12, seed=0)
@@ -282,7 +282,7 @@ def test_configs_build(path: str) -> None:
     cfg = load_config(CONFIGS / path)
     assert cfg.eval.protocol == "public" and cfg.trainer.patience is None and list(cfg.seeds) == list(range(10))
     method = build_method(cfg, in_channels=8, static_graph=True)
-    assert isinstance(method, METHODS[path.split("/")[0]])
+    assert isinstance(method, method_class(path.split("/")[0]))
     assert not getattr(basic_gnn(method.encoder).convs[0], "cached", False), "perturbed edges: no GCN cache"
     data = toy(20, 8, seed=0)
     if cfg.model.encoder.hidden_channels <= 512:  # BGRL's 4096-wide GAT only builds here

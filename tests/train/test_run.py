@@ -28,7 +28,8 @@ from graphcl.graph.methods.dgi import DGI
 from graphcl.train.build import build_method, encoder_spec
 from graphcl.train.checkpoint import load_torch
 from graphcl.train.rundir import RunDirError
-from graphcl.train.run import embed_nodes, prepare_nodes, train_run
+from graphcl.train.run import train_run
+from graphcl.train.tasks.node import embed_nodes, prepare_nodes
 from graphcl.train.trainer import NonFiniteLossError
 
 REPO = Path(__file__).resolve().parents[2]
