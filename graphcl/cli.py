@@ -80,13 +80,12 @@ def _require_dataset(cfg) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from graphcl.train.run import evaluate_run
+    from graphcl.train.run import evaluate_run, test_line
 
     results = evaluate_run(args.run_dir)
     saved = Path(args.run_dir) / "results.json"
     t = results["test"]
-    print(f"{results['method'].upper()} on {results['dataset']} ({results['protocol']} split, "
-          f"{len(t['per_seed'])} seeds): test {results['metric']} {t['mean']:.2f} +- {t['std']:.2f}")
+    print(test_line(results))
     if saved.exists():
         before = json.loads(saved.read_text())["test"]["mean"]
         print(f"results.json: {before:.2f} ({'identical' if abs(before - t['mean']) < 1e-9 else 'DIFFERENT'})")

@@ -3,7 +3,7 @@ from collections.abc import Callable
 
 from torch import Tensor, nn
 
-__all__ = ["MLP", "projection_head", "prediction_head"]
+__all__ = ["MLP", "ShortcutMLP", "projection_head", "prediction_head"]
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -85,3 +85,16 @@ def prediction_head(dim: int, hidden_dim: int | None = None, **kwargs) -> MLP:
     BYOL: `prediction_head(256, 4096)`; SimSiam: `prediction_head(2048, 512)`; BGRL: `act="prelu"`.
     """
     return MLP(dim, dim if hidden_dim is None else hidden_dim, dim, **kwargs)
+
+
+class ShortcutMLP(nn.Module):
+    """`act(MLP(x)) + Linear(x)`, `[*, in_dim] -> [*, out_dim]`: a `num_layers` MLP (no norm) whose every layer
+    is activated, beside a linear shortcut -- the feed-forward heads of InfoGraph's and MVGRL's discriminators."""
+
+    def __init__(self, in_dim: int, out_dim: int, num_layers: int = 3, act: str = "relu") -> None:
+        super().__init__()
+        self.block = nn.Sequential(MLP(in_dim, out_dim, out_dim, num_layers, norm=None, act=act), _ACTIVATIONS[act]())
+        self.shortcut = nn.Linear(in_dim, out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.block(x) + self.shortcut(x)

@@ -39,6 +39,10 @@ def build_encoder(
     and BGRL do) by wrapping the model in a PyG `Sequential('x, edge_index', [gnn, act])`. `options` are
     further keyword arguments of the PyG model (e.g. `heads` for GAT).
     `forward(x [N, F], edge_index [2, E] or sparse adjacency) -> [N, out_channels or hidden_channels]`.
+
+    `options={"jk": "cat"}` without `out_channels` is the InfoGraph/GraphCL encoder: every layer normalised
+    and activated, their outputs concatenated, `[N, num_layers * hidden_channels]` -- PyG's final linear
+    map after the concatenation is removed (the model has no `lin`, so its `forward` skips it).
     """
     key = name.lower()
     if key not in ENCODERS:
@@ -54,12 +58,22 @@ def build_encoder(
         **(options or {}),
         **kwargs,
     )
+    if gnn.jk_mode == "cat" and out_channels is None:
+        del gnn.lin
+        gnn.out_channels = num_layers * hidden_channels
     if not act_last:
         return gnn
     # Re-use the model's own activation module: PyG shares one across layers, and a 1-layer model would
     # otherwise carry an unused (PReLU) parameter.
     out_act = gnn.act if isinstance(gnn.act, nn.Module) else activation_resolver(act)
     return Sequential("x, edge_index", [(gnn, "x, edge_index -> x"), out_act])
+
+
+def output_channels(encoder: nn.Module) -> Optional[int]:
+    """The width of an encoder's output: `out_channels` of the module or of its PyG `BasicGNN`."""
+    width = getattr(encoder, "out_channels", None)
+    gnn = basic_gnn(encoder)
+    return width if width is not None else (gnn.out_channels if gnn is not None else None)
 
 
 def basic_gnn(encoder: nn.Module) -> Optional[BasicGNN]:

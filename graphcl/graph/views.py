@@ -29,7 +29,8 @@ __all__ = [
     "node_permutation", "shuffle_features", "ShuffleFeatures", "mask_feature_columns", "dropout_features",
     "drop_edges", "CORRUPTIONS", "add_edges", "drop_nodes", "random_walk_subgraph", "mask_node_features",
     "DropEdges", "AddEdges", "MaskFeatureColumns", "DropoutFeatures", "MaskNodeFeatures", "DropNodes",
-    "RandomWalkSubgraph", "Compose", "RandomChoice", "RandomChoicePerGraph",
+    "RandomWalkSubgraph", "Compose", "RandomChoice", "RandomChoicePerGraph", "take_graphs",
+    "VIEWS", "make_view",
 ]
 
 
@@ -444,6 +445,12 @@ def _induce(g: _Graphs, keep: Tensor, name: str) -> Data:
                         batch=g.batch[node_take])
 
 
+def take_graphs(data: Batch, index: Tensor) -> Batch:
+    """The graphs `index [B']` of a `Batch`, in that order, as a `Batch`: PyG's `index_select` without its loop
+    over graphs (a mini-batch of a collated dataset is one gather per attribute)."""
+    return _take_graphs(data, index, "take_graphs")
+
+
 def _take_graphs(data: Batch, index: Tensor, name: str) -> Batch:
     """The graphs `index [B']` (old graph ids) of a `Batch`, as a `Batch` in that order -- `index_select` without
     the per-graph Python loop. Every collated attribute is cut by its own slices."""
@@ -770,3 +777,25 @@ def edge_feature_draws(batch: Data, drop_edge: float, drop_feature: float) -> tu
 
 
 CORRUPTIONS = {"shuffle": shuffle_features}
+
+# Views by config name (GraphCL's augmentation pool); `make_view` builds one from its keyword arguments.
+VIEWS: dict[str, Callable[..., Callable]] = {
+    "identity": lambda: Compose([]),
+    "drop_nodes": DropNodes,
+    "drop_edges": DropEdges,
+    "add_edges": AddEdges,
+    "mask_nodes": MaskNodeFeatures,
+    "mask_columns": MaskFeatureColumns,
+    "dropout_features": DropoutFeatures,
+    "subgraph": RandomWalkSubgraph,
+}
+
+
+def make_view(name: str, **kwargs: Any) -> Callable:
+    """The view `name` of `VIEWS` built with `kwargs` (e.g. `make_view("drop_nodes", p=0.1)`)."""
+    if name not in VIEWS:
+        raise ValueError(f"unknown graph view {name!r}; choose from {', '.join(VIEWS)}")
+    try:
+        return VIEWS[name](**kwargs)
+    except TypeError as e:
+        raise ValueError(f"graph view {name!r} does not take {sorted(kwargs)}: {e}") from None

@@ -11,13 +11,15 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from graphcl.config import ConfigError
-from graphcl.graph.encoders import build_encoder
+from graphcl.graph.encoders import build_encoder, output_channels
 
 # Config name -> "module:Class", imported on first use so a graph run never imports the image or sequence code.
 METHODS: dict[str, str] = {
     **{name: f"graphcl.graph.methods:{cls}" for name, cls in [
         ("dgi", "DGI"), ("grace", "GRACE"), ("bgrl", "BGRL"), ("ccassg", "CCASSG"), ("graphmae", "GraphMAE"),
-        ("mvgrl", "MVGRL")]},
+        ("mvgrl", "MVGRL"), ("graphcl", "GraphCL"), ("infograph", "InfoGraph")]},
+    "mvgrl_graph": "graphcl.graph.methods.mvgrl_graph:MVGRLGraph",
+    "graphmae_graph": "graphcl.graph.methods.graphmae_graph:GraphMAEGraph",
 }
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
@@ -68,9 +70,7 @@ def build_method(cfg: DictConfig, in_channels: int, static_graph: bool = False) 
         encoder = build_encoder(**spec, **({"cached": True} if cache else {}))
     except TypeError as e:  # an option the PyG model does not take
         raise ConfigError(f"key 'model.encoder.options' is not accepted by the {spec['name']} encoder: {e}") from None
-    params = method_params(cfg)
-    hidden = spec["out_channels"] or spec["hidden_channels"]
-    return cls(encoder, hidden, **params)
+    return cls(encoder, output_channels(encoder), **method_params(cfg))
 
 
 def build_optimizer(cfg: DictConfig, params) -> torch.optim.Optimizer:

@@ -51,12 +51,18 @@ def summarise(cfg: DictConfig, dataset_name: str, seeds: list[dict], device: tor
     }
 
 
+def test_line(results: dict) -> str:
+    """"DGI on Cora (public split, 10 seeds): test accuracy 81.83 +- 0.47": the head of every printed result."""
+    t, protocol = results["test"], results["protocol"]
+    where = f"{protocol} split" if protocol in ("public", "random", "ogb") else protocol
+    return (f"{results['method'].upper()} on {results['dataset']} ({where}, {len(t['per_seed'])} seeds): "
+            f"test {results['metric']} {t['mean']:.2f} +- {t['std']:.2f}")
+
+
 def result_line(results: dict) -> str:
-    t, v = results["test"], results["val"]
-    return (f"{results['method'].upper()} on {results['dataset']} ({results['protocol']} split, "
-            f"{len(t['per_seed'])} seeds): test {results['metric']} {t['mean']:.2f} +- {t['std']:.2f} "
-            f"(val {v['mean']:.2f} +- {v['std']:.2f}); {results['seconds_per_epoch']:.4f} s/epoch, "
-            f"peak memory {results['peak_memory_mb']:.0f} MB")
+    v = results["val"]
+    return (f"{test_line(results)} (val {v['mean']:.2f} +- {v['std']:.2f}); "
+            f"{results['seconds_per_epoch']:.4f} s/epoch, peak memory {results['peak_memory_mb']:.0f} MB")
 
 
 # -- training ------------------------------------------------------------------------------------

@@ -1,0 +1,50 @@
+"""GraphCL: graph contrastive learning with augmentations (You et al., NeurIPS 2020), graph level.
+
+views: every graph of a mini-batch gets one augmentation drawn from a pool (`RandomChoicePerGraph`: node
+dropping, subgraphs, edge perturbation, attribute masking); as in the official unsupervised TU code the
+other view is the original graph (`augment_both=True` augments both); encoder: a GNN whose node embeddings
+are pooled per graph (GIN with per-layer sum pools concatenated); head: Linear-ReLU-Linear; energy: cosine;
+objective: `info_nce` of each graph against the other view of every graph in the batch.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+from torch import Tensor, nn
+from torch_geometric.data import Batch
+
+from graphcl.core.heads import MLP
+from graphcl.core.losses import info_nce
+from graphcl.graph.readout import graph_embeddings
+from graphcl.graph.views import RandomChoicePerGraph, make_view
+
+# GraphCL's "random2" pool with its 10 % / 20 % ratios (aug.py): node dropping and subgraphs.
+DEFAULT_VIEWS = {"drop_nodes": {"p": 0.1}, "subgraph": {"walk_length": 10}}
+
+
+class GraphCL(nn.Module):
+    """`forward(batch) -> loss`, `embed(batch) -> [G, D]` (pooled encoder output, no head)."""
+
+    task = "graph"
+
+    def __init__(self, encoder: nn.Module, hidden_channels: int,
+                 views: Optional[Mapping[str, Mapping[str, Any]]] = None, temperature: float = 0.2,
+                 pool: str = "sum", augment_both: bool = False, projector_hidden: Optional[int] = None) -> None:
+        super().__init__()
+        views = DEFAULT_VIEWS if views is None else views
+        if not views:
+            raise ValueError("GraphCL: 'views' needs at least one augmentation")
+        self.encoder = encoder
+        self.augment = RandomChoicePerGraph([make_view(name, **(kw or {})) for name, kw in views.items()])
+        hidden = projector_hidden or hidden_channels
+        self.projector = MLP(hidden_channels, hidden, hidden_channels, num_layers=2, norm=None, act="relu")
+        self.temperature, self.pool, self.augment_both = temperature, pool, augment_both
+
+    def forward(self, batch: Batch) -> Tensor:
+        first = self.augment(batch) if self.augment_both else batch
+        z1 = self.projector(graph_embeddings(self.encoder, first, self.pool))
+        z2 = self.projector(graph_embeddings(self.encoder, self.augment(batch), self.pool))
+        return info_nce(z1, z2, temperature=self.temperature)
+
+    def embed(self, batch: Batch) -> Tensor:
+        return graph_embeddings(self.encoder, batch, self.pool)
