@@ -22,46 +22,12 @@ stand-in modules into `sys.modules` (whose functions raise if called) before imp
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import sys
-import types
 
-from harness import child_result, device_label, time_interleaved
+from harness import child_result, device_label, import_pygcl, time_interleaved
 
 PYGCL = "PyGCL 0.1.2 GRACE"
 OURS = "graphcl GRACE"
-
-
-def _stand_in(name: str, *attrs: str) -> None:
-    """An importable module `name`, when there is none, whose `attrs` raise when called (GRACE calls none)."""
-    if name in sys.modules or importlib.util.find_spec(name) is not None:
-        return
-    module = types.ModuleType(name)
-
-    def missing(attr: str):
-        def fail(*args, **kwargs):
-            raise RuntimeError(f"{name}.{attr} is a stand-in of benchmarks/grace_speed.py, not the real module")
-
-        return fail
-
-    for attr in attrs:
-        setattr(module, attr, missing(attr))
-    sys.modules[name] = module
-
-
-def import_pygcl():
-    _stand_in("dgl", "DGLGraph", "graph")
-    _stand_in("torch_sparse", "SparseTensor", "coalesce")
-    _stand_in("torch_scatter", "scatter")
-    import warnings
-
-    warnings.filterwarnings("ignore", message=".*dropout_adj.*")  # PyGCL's EdgeRemoving calls PyG's dropout_adj
-    import GCL.augmentors as A
-    import GCL.losses as L
-    from GCL.models import DualBranchContrast
-
-    return A, L, DualBranchContrast
 
 
 def pygcl_model(cfg, in_channels: int):
