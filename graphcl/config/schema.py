@@ -81,6 +81,8 @@ class TrainerConfig:
     checkpoint_every: int = 10          # epochs between checkpoints
     progress: bool = True               # tqdm progress bar
     deterministic: bool = True          # deterministic algorithms where PyTorch has them
+    diagnostics_every: int = 10         # epochs between representation diagnostics in metrics.jsonl; 0: never
+    collapse_std: float = 0.01          # warn of collapse when per-dimension std < collapse_std / sqrt(D)
 
 
 @dataclass

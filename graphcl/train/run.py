@@ -21,6 +21,7 @@ from graphcl.config import config_from_dict, load_config, save_config
 from graphcl.train.artifacts import encoder_from_file, read_encoder_file, save_encoder, write_environment
 from graphcl.train.build import build_optimizer, build_scheduler, method_class
 from graphcl.train.checkpoint import CheckpointError, load_torch, save_json, save_torch, seed_everything
+from graphcl.train.monitor import representation_stats
 from graphcl.train.rundir import MetricsLog, RunDir
 from graphcl.train.tasks import get_task
 from graphcl.train.trainer import Trainer, peak_memory_mb, reset_peak_memory, resolve_device
@@ -114,7 +115,8 @@ def train_run(cfg: DictConfig, out_dir: str | os.PathLike, *, mode: str = "new",
                     epochs=cfg.trainer.epochs, patience=cfg.trainer.patience, device=device,
                     amp=cfg.trainer.amp, checkpoint_every=cfg.trainer.checkpoint_every,
                     on_checkpoint=lambda state, seed=seed: save_checkpoint({"seed": seed, **state}),
-                    on_epoch=lambda row, seed=seed: metrics.write({"seed": seed, **row}),
+                    on_epoch=lambda row, seed=seed, method=method: metrics.write(
+                        {"seed": seed, **row, **epoch_diagnostics(cfg, task, method, row["epoch"])}),
                     progress=cfg.trainer.progress, desc=f"{cfg.model.method} seed {seed}", scheduler=scheduler,
                 )
                 if current is not None and current["seed"] == seed:
@@ -142,6 +144,14 @@ def train_run(cfg: DictConfig, out_dir: str | os.PathLike, *, mode: str = "new",
         results = summarise(cfg, task.name, done, device)
         save_json(results, run.file("results.json"))
         return results
+
+
+def epoch_diagnostics(cfg: DictConfig, task, method: nn.Module, epoch: int) -> dict:
+    """Representation diagnostics every `trainer.diagnostics_every` epochs and at the last epoch ({} otherwise)."""
+    every = cfg.trainer.diagnostics_every
+    if not every or (epoch % every and epoch != cfg.trainer.epochs):
+        return {}
+    return representation_stats(task, method.encoder, cfg.trainer.collapse_std)
 
 
 # -- re-use of a finished run --------------------------------------------------------------------

@@ -55,3 +55,24 @@ def test_feature_std_known_values():
     assert feature_std(e) == pytest.approx(math.sqrt(1 / d), rel=0.01)
     with pytest.raises(ValueError, match=r"\[N, D\]"):
         feature_std(torch.randn(8))
+
+
+def test_diagnostics_match_a_float64_reference_on_random_inputs():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(50, 6)), rng.normal(size=(50, 6))
+    ua = a / np.linalg.norm(a, axis=1, keepdims=True)
+    ub = b / np.linalg.norm(b, axis=1, keepdims=True)
+    ref_align = np.mean(np.sum((ua - ub) ** 2, axis=1))
+    pairs = [np.sum((ua[i] - ua[j]) ** 2) for i in range(50) for j in range(i + 1, 50)]
+    ref_unif = np.log(np.mean(np.exp(-2 * np.array(pairs))))
+    s = np.linalg.svd(a, compute_uv=False)
+    p = s / s.sum() + 1e-7
+    ref_rank = np.exp(-(p * np.log(p)).sum())
+    ref_std = ua.std(axis=0, ddof=1).mean()
+    ta, tb = torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)
+    assert abs(alignment(ta, tb) - ref_align) < 1e-5
+    assert abs(uniformity(ta) - ref_unif) < 1e-5
+    assert abs(effective_rank(ta) - ref_rank) < 1e-4
+    assert abs(feature_std(ta) - ref_std) < 1e-6

@@ -15,7 +15,7 @@ from torch_geometric.data import Batch, Data
 
 from graphcl.evaluate import svm_cv
 from graphcl.graph.readout import graph_embeddings
-from graphcl.graph.views import take_graphs
+from graphcl.graph.views import MaskNodeFeatures, take_graphs
 from graphcl.train.build import build_method, method_class
 from graphcl.train.tasks.node import load_run_dataset, registry_name, saved_encoder
 
@@ -40,12 +40,19 @@ class GraphTask:
             self.graphs = prepare(self.graphs, **self._params(getattr(cls, "prepare_params", ())))
         self.num_features = self.graphs.num_features
         self.labels = self.graphs.y.view(len(slim), -1)[:, 0] if "y" in self.graphs else None
-        if cfg.eval.protocol != "svm_cv":
-            raise ValueError(f"key 'eval.protocol' is {cfg.eval.protocol!r}; graph-level runs use svm_cv")
-        self.svm = {"kernel": "linear", "standardize": True}
+        self.ogb_split = None
+        if cfg.eval.protocol == "ogb_graph":  # OGB's official split, scored by its Evaluator
+            if not hasattr(dataset, "get_idx_split"):
+                raise ValueError(f"key 'eval.protocol' is 'ogb_graph' but dataset {self.name!r} has no official "
+                                 f"split (use an ogbg-* dataset)")
+            self.ogb_split = {k: torch.as_tensor(v).cpu().numpy() for k, v in dataset.get_idx_split().items()}
+        elif cfg.eval.protocol != "svm_cv":
+            raise ValueError(f"key 'eval.protocol' is {cfg.eval.protocol!r}; graph-level runs use svm_cv or ogb_graph")
+        self.svm = {"kernel": "linear", "standardize": True} if self.ogb_split is None else {"standardize": True}
         for key, value in OmegaConf.to_container(cfg.eval.params, resolve=True).items():
             if key not in self.svm:
-                raise ValueError(f"unknown key 'eval.params.{key}' for svm_cv; it takes {', '.join(self.svm)}")
+                raise ValueError(f"unknown key 'eval.params.{key}' for {cfg.eval.protocol}; it takes "
+                                 f"{', '.join(self.svm)}")
             self.svm[key] = value
         if cfg.data.batch_size > len(slim):
             raise ValueError(f"key 'data.batch_size' is {cfg.data.batch_size} but dataset {self.name!r} "
@@ -82,11 +89,39 @@ class GraphTask:
                  for i in range(0, n, EMBED_BATCH)]
         return torch.cat(parts).float().cpu()
 
+    @torch.no_grad()
+    def diagnostic_pair(self, encoder: nn.Module) -> tuple[Tensor, Tensor]:
+        """Graph embeddings of up to `EMBED_BATCH` graphs (a fixed sample) and of one fixed view of them (the
+        features of 20 % of the nodes masked)."""
+        encoder.eval()
+        n = self.graphs.num_graphs
+        sample = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:EMBED_BATCH].to(self.device)
+        batch = take_graphs(self.graphs, sample)
+        view = MaskNodeFeatures(0.2, torch.Generator(device=self.device).manual_seed(0))(batch)
+        pool = self._params(("pool",)).get("pool", "sum")
+        return (graph_embeddings(encoder, batch, pool).float().cpu(),
+                graph_embeddings(encoder, view, pool).float().cpu())
+
     def evaluate(self, encoder: nn.Module, seed: int) -> dict:
         cfg = self.cfg
         if self.labels is None:
             raise ValueError(f"dataset {self.name!r} has no graph labels (y) for the {cfg.eval.protocol} protocol")
+        if self.ogb_split is not None:
+            return self._evaluate_ogb(encoder, seed)
         result = svm_cv(self.embed(encoder).numpy(), self.labels.cpu().numpy(), folds=cfg.eval.folds,
                         c_grid=list(cfg.eval.c_grid), seed=seed, **self.svm)
         return {"protocol": "svm_cv", "metric": "accuracy", "test": result["mean"], "val": result["val"],
                 "test_std": result["std"], "per_fold": result["per_fold"], "C": result["C"]}
+
+    def _evaluate_ogb(self, encoder: nn.Module, seed: int) -> dict:
+        """`ogb_graph`: logistic regression per task on the train split, C chosen on valid by ogb's Evaluator."""
+        from ogb.graphproppred import Evaluator
+
+        from graphcl.graph.molecules import ogb_graph_probe
+
+        y = self.graphs.y.view(self.graphs.num_graphs, -1).float().cpu().numpy()
+        result = ogb_graph_probe(self.embed(encoder).numpy(), y, self.ogb_split, Evaluator(self.name),
+                                 c_grid=list(self.cfg.eval.c_grid), max_iter=self.cfg.eval.max_iter, seed=seed,
+                                 **self.svm)
+        return {"protocol": "ogb_graph", "metric": result["metric"], "test": result["test"], "val": result["val"],
+                "C": result["C"]}

@@ -11,6 +11,7 @@ from torch_geometric.data import Data
 from graphcl.evaluate import evaluate_nodes
 from graphcl.graph.encoders import SPARSE_INPUT_ENCODERS
 from graphcl.graph.sparse import graph_inputs, sparse_full_batch
+from graphcl.graph.views import mask_feature_columns
 from graphcl.train.build import build_method, encoder_spec, method_class
 
 
@@ -85,6 +86,15 @@ class NodeTask:
 
     def embed(self, encoder: nn.Module) -> Tensor:
         return embed_nodes(encoder, self.eval_batch)
+
+    def diagnostic_pair(self, encoder: nn.Module) -> tuple[Tensor, Tensor]:
+        """The node embeddings and those of one fixed view (20 % of the feature columns masked; the adjacency
+        object kept, so nothing cached per graph, e.g. MVGRL's diffusion, is recomputed)."""
+        batch = self.eval_batch
+        x, adj = graph_inputs(batch)
+        view = mask_feature_columns(x, 0.2, torch.Generator(device=x.device).manual_seed(0))
+        encoder.eval()
+        return embed_nodes(encoder, batch), encoder(view, adj).float().cpu()
 
     def evaluate(self, encoder: nn.Module, seed: int) -> dict:
         cfg = self.cfg
