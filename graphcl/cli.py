@@ -41,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--only", default="", help="comma-separated methods to run; others are reused or listed")
 
     sub.add_parser("list", help="methods, encoders, datasets and configs")
+
+    pl = sub.add_parser("plot", help="PNG plots of a run: curves, t-SNE, similarities (--compare: loss of several)")
+    pl.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    pl.add_argument("--out", help="folder for the PNGs (default: the run directory; with --compare: .)")
+    pl.add_argument("--compare", action="store_true", help="overlay the loss curves of several runs in one PNG")
+    pl.add_argument("--max-points", type=int, default=2000, help="t-SNE / pair sample size (default 2000)")
     return p
 
 
@@ -122,7 +128,20 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": _train, "eval": _eval, "embed": _embed, "reproduce": _reproduce, "list": _list}
+def _plot(args: argparse.Namespace) -> int:
+    from graphcl.plot import plot_compare, plot_run
+
+    if not args.compare and len(args.run_dirs) > 1:
+        print("graphcl: error: plot takes one RUN_DIR; use --compare for several", file=sys.stderr)
+        return 2
+    written = ([plot_compare(args.run_dirs, args.out or ".")] if args.compare
+               else plot_run(args.run_dirs[0], args.out, max_points=args.max_points))
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+COMMANDS = {"train": _train, "eval": _eval, "embed": _embed, "reproduce": _reproduce, "list": _list, "plot": _plot}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
