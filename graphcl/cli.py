@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-USAGE_ERRORS = ("ConfigError", "RunDirError", "DatasetNotFoundError")
+# bad usage, config or input files (exit 2); anything else exits 1
+USAGE_ERRORS = ("ConfigError", "RunDirError", "DatasetNotFoundError", "DatasetCorruptError", "CheckpointError",
+                "InvalidDataError")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,11 +80,21 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _require_dataset(cfg) -> None:
-    """Fail within a second on a missing dataset: before the heavy imports of the trainer."""
+    """Fail within a second on a missing dataset: before the heavy imports of the trainer. (Image and sequence
+    datasets are checked by their tasks.)"""
+    from graphcl.config import ConfigError
     from graphcl.data import get_spec, resolve_root
     from graphcl.data.registry import require_files
+    from graphcl.train.registry import METHODS, is_graph_method
 
-    require_files(get_spec(cfg.data.name, cfg.data.root), resolve_root(cfg.data.root))
+    if cfg.model.method.lower() in METHODS and not is_graph_method(cfg.model.method):
+        return
+
+    try:
+        spec = get_spec(cfg.data.name, cfg.data.root)
+    except ValueError as e:  # an unknown name, with the closest registered one
+        raise ConfigError(f"key 'data.name': {e}") from None
+    require_files(spec, resolve_root(cfg.data.root))
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -117,7 +129,7 @@ def _reproduce(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from graphcl.data import list_datasets
     from graphcl.graph.encoders import ENCODERS
-    from graphcl.train.build import METHODS
+    from graphcl.train.registry import METHODS
 
     root = Path(__file__).resolve().parent.parent / "configs"
     configs = sorted(str(p.relative_to(root.parent)) for p in root.rglob("*.yaml")) if root.is_dir() else []

@@ -10,6 +10,9 @@ _LAZY = {
     "load_dataset": "graphcl.data.loading",
     "DatasetCorruptError": "graphcl.data.loading",
     "make_synthetic_node_data": "graphcl.data.synthetic",
+    "InvalidDataError": "graphcl.data.validate",
+    "validate_dataset": "graphcl.data.validate",
+    "validate_graph": "graphcl.data.validate",
 }
 
 

@@ -6,6 +6,7 @@ from importlib import import_module
 from types import ModuleType
 
 from graphcl.evaluate.probes import evaluate_nodes, knn_probe, linear_probe, svm_cv
+from graphcl.evaluate.sequence import ett_ridge, fsdd_probes, ts_svm
 from graphcl.evaluate.splits import node_splits
 
 
@@ -16,4 +17,5 @@ def __getattr__(name: str) -> ModuleType:
     raise AttributeError(f"module 'graphcl.evaluate' has no attribute {name!r}")
 
 
-__all__ = ["evaluate_nodes", "knn_probe", "linear_probe", "node_splits", "svm_cv"]
+__all__ = ["ett_ridge", "evaluate_nodes", "fsdd_probes", "knn_probe", "linear_probe", "node_splits", "svm_cv",
+           "ts_svm"]

@@ -10,8 +10,9 @@ from typing import Optional, Union
 
 import torch
 from torch import Tensor
+from torch_geometric.utils.num_nodes import maybe_num_nodes
 
-__all__ = ["ppr_matrix", "ppr_diffusion", "diffusion_adjacency", "sparse_top_k", "LAYOUTS"]
+__all__ = ["ppr_matrix", "ppr_diffusion", "ppr_per_graph", "diffusion_adjacency", "sparse_top_k", "LAYOUTS"]
 
 AUTO_EPS = (1e-5, 1e-4, 1e-3, 1e-2)  # MVGRL's candidates for eps="auto"
 MAX_DENSE_NODES = 20_000  # beyond this, `ppr_diffusion` uses the sparse power iteration by default
@@ -149,6 +150,99 @@ def ppr_diffusion(
     elif scale is not None:
         raise ValueError(f"ppr_diffusion: unknown scale {scale!r}; choose 'minmax' or None")
     return torch.stack([col, row]), value
+
+
+def padded_sizes(sizes: Tensor) -> Tensor:
+    """The square size each graph is padded to in `ppr_per_graph`: n rounded up to a multiple of
+    max(8, next_pow2(n) / 8), so at most ~1/8 padding and a few dozen distinct sizes however many graphs.
+    It depends on n alone, so a graph's diffusion does not depend on the other graphs of its batch."""
+    pow2 = torch.exp2(torch.ceil(torch.log2(sizes.clamp_min(1).double()))).long()
+    step = (pow2 // 8).clamp_min(8)
+    return (sizes + step - 1) // step * step
+
+
+def ppr_per_graph(
+    edge_index: Tensor,
+    batch: Optional[Tensor] = None,
+    num_nodes: Optional[int] = None,
+    num_graphs: Optional[int] = None,
+    alpha: float = 0.2,
+    eps: Optional[float] = None,
+    self_loops: bool = True,
+    max_entries: int = 1 << 26,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The exact PPR diffusion of every graph of a batch, each graph on its own (MVGRL, graph level).
+
+    `edge_index [2, E]` (global node ids), `batch [N]` (sorted graph ids; None: one graph of `num_nodes`).
+    Returns `(edge_index [2, E'], edge_weight [E'], entry_ptr [G+1])`: edge `(j -> i)` carries `S_g[i, j]` of
+    the graph g holding both nodes, for the entries > 0 (round-off can leave tiny negatives) and >= `eps`
+    when given; entries are grouped by graph (graph g owns `entry_ptr[g]:entry_ptr[g+1]`), then ordered by
+    target, then source, so they are sorted by target overall (a CSR `adj_t` without a sort).
+
+    As `ppr_matrix` graph by graph (float64), without a loop over graphs: graphs are padded to `padded_sizes`
+    with isolated self-looped nodes -- a separate diagonal block of the system, so the graph's own block of the
+    inverse is exact -- and inverted by size as `[B, m, m]` batches of at most `max_entries` entries.
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"ppr_per_graph: alpha must be in (0, 1), got {alpha}")
+    device = edge_index.device
+    if batch is None:
+        num_nodes = maybe_num_nodes(edge_index, num_nodes)
+        batch = torch.zeros(num_nodes, dtype=torch.long, device=device)
+    num_nodes = batch.numel()
+    if num_graphs is None:
+        num_graphs = int(batch.max()) + 1 if num_nodes else 0
+    sizes = torch.bincount(batch, minlength=num_graphs)
+    ptr = _cumsum(sizes)
+    row, col, val = _transition(edge_index, num_nodes, self_loops, torch.float64)  # sorted by row: by graph
+    entry_ptr = _cumsum(torch.bincount(batch[row], minlength=num_graphs))
+    padded = padded_sizes(sizes)
+    parts = []  # (graph ids [B], entries per graph [B], target, source, value), one per inverted batch
+    for m in torch.unique(padded[sizes > 0]).tolist():  # a loop over the few padded sizes
+        ids = (padded == m).logical_and_(sizes > 0).nonzero().view(-1)
+        step = max(1, max_entries // (m * m))
+        for start in range(0, ids.numel(), step):
+            parts.append(_ppr_block(ids[start:start + step], m, ptr, sizes, entry_ptr, row, col, val, alpha, eps))
+    counts = torch.zeros(num_graphs, dtype=torch.long, device=device)
+    for ids, per_graph, *_ in parts:
+        counts[ids] = per_graph
+    out_ptr = _cumsum(counts)
+    total = int(out_ptr[-1])
+    out_index = torch.empty(2, total, dtype=torch.long, device=device)
+    out_value = torch.empty(total, dtype=torch.get_default_dtype(), device=device)
+    for ids, per_graph, dst, src, value in parts:  # place each block's entries at its graphs' positions
+        graph = torch.repeat_interleave(torch.arange(ids.numel(), device=device), per_graph, output_size=dst.numel())
+        pos = torch.arange(dst.numel(), device=device) - _cumsum(per_graph)[:-1][graph] + out_ptr[ids][graph]
+        out_index[0, pos], out_index[1, pos], out_value[pos] = src, dst, value.to(out_value.dtype)
+    return out_index, out_value, out_ptr
+
+
+def _cumsum(counts: Tensor) -> Tensor:
+    """`[0, c0, c0 + c1, ...]`: the `ptr [len + 1]` of segments of sizes `counts`."""
+    return torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+
+
+def _ppr_block(ids: Tensor, m: int, ptr: Tensor, sizes: Tensor, entry_ptr: Tensor, row: Tensor, col: Tensor,
+               val: Tensor, alpha: float, eps: Optional[float]) -> tuple[Tensor, ...]:
+    """The diffusion of the graphs `ids [B]`, padded to `m` nodes: (ids, kept entries per graph [B], global
+    target, global source, value), entries in graph, target, source order."""
+    device = row.device
+    b = ids.numel()
+    counts = entry_ptr[ids + 1] - entry_ptr[ids]  # transition entries of each graph
+    total = int(counts.sum())
+    which = torch.repeat_interleave(torch.arange(b, device=device), counts, output_size=total)  # [T] graph slot
+    take = torch.arange(total, device=device) - _cumsum(counts)[:-1][which] + entry_ptr[ids][which]
+    offset = ptr[ids][which]
+    system = torch.eye(m, dtype=torch.float64, device=device).repeat(b, 1, 1)  # I - (1 - alpha) T, padded
+    system.index_put_((which, row[take] - offset, col[take] - offset), -(1.0 - alpha) * val[take], accumulate=True)
+    s = alpha * torch.linalg.inv(system)  # [B, m, m]
+    inside = torch.arange(m, device=device) < sizes[ids].unsqueeze(1)  # [B, m]: the graph's own nodes
+    keep = inside.unsqueeze(2) & inside.unsqueeze(1) & (s > 0)
+    if eps is not None:
+        keep &= s >= float(eps)
+    slot, i, j = keep.nonzero(as_tuple=True)
+    start = ptr[ids][slot]
+    return ids, torch.bincount(slot, minlength=b), start + i, start + j, s[slot, i, j]
 
 
 LAYOUTS = ("auto", "dense", "sparse")

@@ -12,12 +12,25 @@ import torch
 from torch import nn
 
 import graphcl
-from graphcl.graph.encoders import build_encoder
-from graphcl.graph.methods.mvgrl import mvgrl_encoder
 from graphcl.train.checkpoint import CheckpointError, load_torch, save_json, save_torch
 
 ENCODER_FORMAT = 1  # bump when the layout of encoder.pt changes; older layouts stay readable
-BUILDERS = {"graph": build_encoder, "mvgrl": mvgrl_encoder}  # names a method's `encoder_builder` may give
+# The names a method's or task's `encoder_builder` may give, as lazy "module:function" strings.
+BUILDERS = {
+    "graph": "graphcl.graph.encoders:build_encoder",
+    "mvgrl": "graphcl.graph.methods.mvgrl:mvgrl_encoder",
+    "mvgrl_graph": "graphcl.graph.methods.mvgrl_graph:mvgrl_graph_encoder",
+    "sequence": "graphcl.sequence.encoders:build_sequence_encoder",
+    "vision": "graphcl.vision.backbones:build_backbone",
+}
+
+
+def builder(name: str):
+    """The encoder builder registered as `name` (a lazy "module:function" string or the function itself)."""
+    from graphcl.train.tasks import resolve
+
+    found = BUILDERS[name]
+    return resolve(found) if isinstance(found, str) else found
 
 
 def save_encoder(path: str | os.PathLike, spec: dict[str, Any], states: list[dict], seeds: list[int],
@@ -55,7 +68,7 @@ def encoder_from_file(obj: dict, seed: Optional[int] = None) -> nn.Module:
         seed = seeds[0]
     if seed not in seeds:
         raise ValueError(f"seed {seed} is not in this run's seeds {seeds}")
-    module = BUILDERS[obj["builder"]](**obj["spec"])
+    module = builder(obj["builder"])(**obj["spec"])
     module.load_state_dict(obj["state_dicts"][seeds.index(seed)])
     return module.eval()
 

@@ -11,16 +11,10 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from graphcl.config import ConfigError
+from graphcl.core.checks import ArgumentError
 from graphcl.graph.encoders import build_encoder, output_channels
+from graphcl.train.registry import METHODS
 
-# Config name -> "module:Class", imported on first use so a graph run never imports the image or sequence code.
-METHODS: dict[str, str] = {
-    **{name: f"graphcl.graph.methods:{cls}" for name, cls in [
-        ("dgi", "DGI"), ("grace", "GRACE"), ("bgrl", "BGRL"), ("ccassg", "CCASSG"), ("graphmae", "GraphMAE"),
-        ("mvgrl", "MVGRL"), ("graphcl", "GraphCL"), ("infograph", "InfoGraph")]},
-    "mvgrl_graph": "graphcl.graph.methods.mvgrl_graph:MVGRLGraph",
-    "graphmae_graph": "graphcl.graph.methods.graphmae_graph:GraphMAEGraph",
-}
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
 
@@ -70,7 +64,15 @@ def build_method(cfg: DictConfig, in_channels: int, static_graph: bool = False) 
         encoder = build_encoder(**spec, **({"cached": True} if cache else {}))
     except TypeError as e:  # an option the PyG model does not take
         raise ConfigError(f"key 'model.encoder.options' is not accepted by the {spec['name']} encoder: {e}") from None
-    return cls(encoder, output_channels(encoder), **method_params(cfg))
+    params = method_params(cfg)
+    try:
+        return cls(encoder, output_channels(encoder), **params)
+    except ArgumentError as e:  # the method rejected one of its arguments: name its config key
+        if e.argument.split(".")[0] in params:
+            raise ConfigError(f"key 'model.params.{e.argument}' {e.problem}") from None
+        raise ConfigError(f"method {cfg.model.method!r}: {e}") from None
+    except ValueError as e:  # e.g. an encoder the method cannot use
+        raise ConfigError(f"method {cfg.model.method!r} cannot be built from this config: {e}") from None
 
 
 def build_optimizer(cfg: DictConfig, params) -> torch.optim.Optimizer:

@@ -20,7 +20,8 @@ from torch_geometric.data import Data
 from graphcl.config import config_from_dict, load_config, save_config
 from graphcl.train.artifacts import encoder_from_file, read_encoder_file, save_encoder, write_environment
 from graphcl.train.build import build_optimizer, build_scheduler, method_class
-from graphcl.train.checkpoint import CheckpointError, load_torch, save_json, save_torch, seed_everything
+from graphcl.train.checkpoint import (CheckpointError, check_same_run, load_torch, save_json, save_torch,
+                                      seed_everything)
 from graphcl.train.monitor import representation_stats
 from graphcl.train.rundir import MetricsLog, RunDir
 from graphcl.train.tasks import get_task
@@ -29,11 +30,19 @@ from graphcl.train.trainer import Trainer, peak_memory_mb, reset_peak_memory, re
 CHECKPOINT_FORMAT = 1
 
 
+def shown(result: dict, key: str) -> float:
+    """A protocol's figure as tables show it: accuracies and AUCs in percent, errors (mse, mae) as they are."""
+    return float(result[key]) * (1 if result["metric"] in ("mse", "mae") else 100)
+
+
+def stats(seeds: list[dict], key: str) -> dict:
+    """Mean +- std (population) over seeds of `shown` figures."""
+    values = [shown(s["eval"], key) for s in seeds]
+    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "per_seed": values}
+
+
 def summarise(cfg: DictConfig, dataset_name: str, seeds: list[dict], device: torch.device) -> dict:
-    """`results.json`: mean +- std (population) over seeds, in percent."""
-    def stats(key: str) -> dict:
-        values = [100 * s["eval"][key] for s in seeds]
-        return {"mean": float(np.mean(values)), "std": float(np.std(values)), "per_seed": values}
+    """`results.json`: mean +- std over seeds (accuracies in percent)."""
 
     first = seeds[0]["eval"]
     return {
@@ -42,8 +51,8 @@ def summarise(cfg: DictConfig, dataset_name: str, seeds: list[dict], device: tor
         "protocol": first["protocol"],
         "metric": first["metric"],
         "seeds": [s["seed"] for s in seeds],
-        "test": stats("test"),
-        "val": stats("val"),
+        "test": stats(seeds, "test"),
+        "val": stats(seeds, "val"),
         "train_seconds": float(sum(s["fit"]["train_seconds"] for s in seeds)),
         "seconds_per_epoch": float(np.mean([s["fit"]["seconds_per_epoch"] for s in seeds])),
         "peak_memory_mb": float(max(s["peak_memory_mb"] for s in seeds)),
@@ -78,9 +87,11 @@ def train_run(cfg: DictConfig, out_dir: str | os.PathLike, *, mode: str = "new",
                 raise CheckpointError(f"{run.file('checkpoint.pt')} has checkpoint format "
                                       f"{checkpoint.get('format')!r}; expected {CHECKPOINT_FORMAT}")
             cfg = config_from_dict(checkpoint["config"])
+            check_same_run(checkpoint["config"], run.file("config.yaml"), run.file("checkpoint.pt"))
         method_class(cfg.model.method)  # fail fast on an unknown method, before loading data
         device = resolve_device(cfg.trainer.device)
         task = get_task(cfg, device, dataset)
+        task.build_method()  # a bad model.params value fails here, before the directory becomes a run
         # the directory becomes a run only once its inputs are known to be usable
         cfg_dict = OmegaConf.to_container(cfg, resolve=True)
         save_config(cfg, run.file("config.yaml"))
@@ -133,7 +144,7 @@ def train_run(cfg: DictConfig, out_dir: str | os.PathLike, *, mode: str = "new",
                 done.append({"seed": seed, "fit": asdict(fit), "eval": result, "peak_memory_mb": peak,
                              "encoder_state": state})
                 save_checkpoint(None)
-                log(f"seed {seed}: test {100 * result['test']:.2f}, val {100 * result['val']:.2f}, "
+                log(f"seed {seed}: test {shown(result, 'test'):.2f}, val {shown(result, 'val'):.2f}, "
                     f"{fit.epochs} epochs, {fit.seconds_per_epoch:.4f} s/epoch")
         finally:
             metrics.close()
@@ -167,13 +178,9 @@ def evaluate_run(run_dir: str | os.PathLike, device: str = "cpu") -> dict:
     task = get_task(cfg, torch.device(device))
     seeds = [{"seed": seed, "eval": task.evaluate(encoder_from_file(enc, seed).to(device), seed)}
              for seed in enc["seeds"]]
-    test = [100 * s["eval"]["test"] for s in seeds]
-    val = [100 * s["eval"]["val"] for s in seeds]
     return {"method": cfg.model.method, "dataset": enc.get("dataset", cfg.data.name),
             "protocol": seeds[0]["eval"]["protocol"], "metric": seeds[0]["eval"]["metric"],
-            "seeds": enc["seeds"],
-            "test": {"mean": float(np.mean(test)), "std": float(np.std(test)), "per_seed": test},
-            "val": {"mean": float(np.mean(val)), "std": float(np.std(val)), "per_seed": val}}
+            "seeds": enc["seeds"], "test": stats(seeds, "test"), "val": stats(seeds, "val")}
 
 
 def embed_run(run_dir: str | os.PathLike, out: str | os.PathLike, seed: Optional[int] = None,

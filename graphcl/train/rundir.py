@@ -39,6 +39,9 @@ class RunDir:
         if not os.access(self.path, os.W_OK):
             raise RunDirError(f"output directory {self.path} is not writable")
         self._lock()
+        for name in ARTIFACTS:  # temporaries of atomic writes a kill cut short (`checkpoint.temporary_files`)
+            for tmp in self.path.glob(f".{name}.*.tmp"):
+                tmp.unlink(missing_ok=True)
         if self.mode == "overwrite":
             for name in ARTIFACTS:
                 self.file(name).unlink(missing_ok=True)

@@ -140,18 +140,31 @@ class Trainer:
             except NonFiniteInputError as e:  # embeddings blew up before the loss could be formed
                 raise NonFiniteLossError(f"non-finite values at epoch {epoch}, step {i + 1}: {e}") from None
             value = loss.item()
+            terms = getattr(self.method, "last_terms", None)
+            extra = f", terms {terms}" if terms else ""
             if not math.isfinite(value):
-                terms = getattr(self.method, "last_terms", None)
-                extra = f", terms {terms}" if terms else ""
                 raise NonFiniteLossError(f"non-finite loss {value} at epoch {epoch}, step {i + 1}{extra}")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            bad = self._nonfinite_gradients()
+            if bad:
+                more = f" (+{len(bad) - 1} more)" if len(bad) > 1 else ""
+                raise NonFiniteLossError(f"non-finite gradient of {bad[0]}{more} at epoch {epoch}, step {i + 1}, "
+                                         f"loss {value}{extra}")
             self.optimizer.step()
             self.step += 1
             if hasattr(self.method, "after_step"):
                 self.method.after_step(self.step, total_steps)
             total, count = total + value, count + 1
         return total / max(count, 1)
+
+    def _nonfinite_gradients(self) -> list[str]:
+        """Names of the parameters whose gradient holds NaN or Inf (one fused norm, one sync, when all are fine)."""
+        grads = [p.grad for p in self.method.parameters() if p.grad is not None]
+        if not grads or math.isfinite(torch.nn.utils.get_total_norm(grads).item()):
+            return []
+        return [name for name, p in self.method.named_parameters()
+                if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
 
     def fit(self) -> FitResult:
         steps_per_epoch = None

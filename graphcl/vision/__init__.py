@@ -1,1 +1,1 @@
-"""Image views, small backbones and image methods (see the vision issue)."""
+"""Image SSL: batched views (`views`), backbones (`backbones`), dataset loaders (`data`), methods (`methods`)."""

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
+from graphcl.core.checks import check_probability, check_rate, check_size
 from graphcl.core.heads import prediction_head
 from graphcl.core.losses import neg_cosine
 from graphcl.core.momentum import copy_as_target, cosine_schedule, ema_update
@@ -43,9 +44,11 @@ class BGRL(nn.Module):
     def __init__(self, encoder: nn.Module, hidden_channels: int, drop_edge_1: float = 0.5,
                  drop_edge_2: float = 0.3, drop_feature_1: float = 0.2, drop_feature_2: float = 0.5,
                  pred_hidden: int = 512, momentum_start: float = 0.99, reinit_target: bool = True) -> None:
+        check_rate("BGRL", drop_edge_1=drop_edge_1, drop_edge_2=drop_edge_2, drop_feature_1=drop_feature_1,
+                   drop_feature_2=drop_feature_2)
+        check_probability("BGRL", momentum_start=momentum_start)
+        check_size("BGRL", allow_none=False, pred_hidden=pred_hidden)
         super().__init__()
-        if not 0.0 <= momentum_start <= 1.0:
-            raise ValueError(f"BGRL: momentum_start must lie in [0, 1], got {momentum_start}")
         self.encoder = encoder
         self.predictor = prediction_head(hidden_channels, pred_hidden, norm=None, act="prelu")
         self.target = copy_as_target(encoder)

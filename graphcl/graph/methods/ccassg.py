@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
+from graphcl.core.checks import check_nonnegative, check_rate
 from graphcl.core.losses import cca_ssg
 from graphcl.graph.sparse import graph_inputs
 from graphcl.graph.views import edge_feature_view
@@ -27,6 +28,8 @@ class CCASSG(nn.Module):
 
     def __init__(self, encoder: nn.Module, hidden_channels: int, lambd: float = 1e-3, drop_edge: float = 0.4,
                  drop_feature: float = 0.1) -> None:
+        check_nonnegative("CCASSG", lambd=lambd)
+        check_rate("CCASSG", drop_edge=drop_edge, drop_feature=drop_feature)
         super().__init__()
         self.encoder = encoder
         self.lambd, self.drop_edge, self.drop_feature = lambd, drop_edge, drop_feature

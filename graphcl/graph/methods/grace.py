@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
+from graphcl.core.checks import check_positive, check_rate, check_size
 from graphcl.core.heads import projection_head
 from graphcl.core.losses import nt_xent
 from graphcl.graph.gcn_views import DropEdgeGCN, gcn_layers_on, plain_gcn_convs
@@ -35,6 +36,10 @@ class GRACE(nn.Module):
     def __init__(self, encoder: nn.Module, hidden_channels: int, tau: float = 0.5, drop_edge_1: float = 0.2,
                  drop_edge_2: float = 0.4, drop_feature_1: float = 0.3, drop_feature_2: float = 0.4,
                  proj_hidden: Optional[int] = None, chunk_size: Optional[int] = None) -> None:
+        check_positive("GRACE", tau=tau)
+        check_rate("GRACE", drop_edge_1=drop_edge_1, drop_edge_2=drop_edge_2, drop_feature_1=drop_feature_1,
+                   drop_feature_2=drop_feature_2)
+        check_size("GRACE", proj_hidden=proj_hidden, chunk_size=chunk_size)
         super().__init__()
         self.encoder = encoder
         self.projector = projection_head(hidden_channels, hidden_channels, proj_hidden or hidden_channels,

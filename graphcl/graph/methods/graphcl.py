@@ -13,13 +13,22 @@ from typing import Any, Mapping, Optional
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 
+from graphcl.core.checks import ArgumentError, check_choice, check_positive, check_size
 from graphcl.core.heads import MLP
 from graphcl.core.losses import info_nce
-from graphcl.graph.readout import graph_embeddings
+from graphcl.graph.readout import POOLS, graph_embeddings
 from graphcl.graph.views import RandomChoicePerGraph, make_view
 
 # GraphCL's "random2" pool with its 10 % / 20 % ratios (aug.py): node dropping and subgraphs.
 DEFAULT_VIEWS = {"drop_nodes": {"p": 0.1}, "subgraph": {"walk_length": 10}}
+
+
+def _view(name: str, kwargs: Optional[Mapping[str, Any]]):
+    """`make_view(name, **kwargs)`; a bad view or setting is an `ArgumentError` naming `views.<name>`."""
+    try:
+        return make_view(name, **(kwargs or {}))
+    except ValueError as e:
+        raise ArgumentError("GraphCL", f"views.{name}", f"is rejected: {e}") from None
 
 
 class GraphCL(nn.Module):
@@ -30,12 +39,15 @@ class GraphCL(nn.Module):
     def __init__(self, encoder: nn.Module, hidden_channels: int,
                  views: Optional[Mapping[str, Mapping[str, Any]]] = None, temperature: float = 0.2,
                  pool: str = "sum", augment_both: bool = False, projector_hidden: Optional[int] = None) -> None:
+        check_positive("GraphCL", temperature=temperature)
+        check_choice("GraphCL", "pool", pool, POOLS)
+        check_size("GraphCL", projector_hidden=projector_hidden)
         super().__init__()
         views = DEFAULT_VIEWS if views is None else views
         if not views:
-            raise ValueError("GraphCL: 'views' needs at least one augmentation")
+            raise ArgumentError("GraphCL", "views", "needs at least one augmentation")
         self.encoder = encoder
-        self.augment = RandomChoicePerGraph([make_view(name, **(kw or {})) for name, kw in views.items()])
+        self.augment = RandomChoicePerGraph([_view(name, kw) for name, kw in views.items()])
         hidden = projector_hidden or hidden_channels
         self.projector = MLP(hidden_channels, hidden, hidden_channels, num_layers=2, norm=None, act="relu")
         self.temperature, self.pool, self.augment_both = temperature, pool, augment_both

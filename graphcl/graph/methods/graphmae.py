@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.nn import GATConv, GATv2Conv
 
+from graphcl.core.checks import ArgumentError, check_positive, check_rate, check_size
 from graphcl.core.losses import sce
 from graphcl.graph.encoders import basic_gnn, build_encoder
 from graphcl.graph.sparse import graph_inputs
@@ -53,14 +54,23 @@ class GraphMAE(nn.Module):
     `in_drop`: dropout on the encoder's and the decoder's input features (GraphMAE's `in_drop`; PyG's models
     drop out only between layers). `attn_drop`: attention dropout of every GAT layer, encoder and decoder
     (PyG's `GAT` ties it to `model.encoder.dropout`; None keeps that). `decoder_heads`: attention heads of the
-    decoder (GraphMAE's `num_out_heads`, averaged).
+    decoder (GraphMAE's `num_out_heads`, averaged). `decoder`: a module `(code [N, hidden], adj) -> [N, F]` to use
+    instead of the one-layer GAT (e.g. the graph-level GIN decoder); `attn_drop` and `decoder_heads` then concern
+    the encoder only.
     """
 
     static_graph = True  # never perturbs edges
 
     def __init__(self, encoder: nn.Module, hidden_channels: int, mask_rate: float = 0.5,
                  replace_rate: float = 0.05, alpha: float = 2.0, in_drop: float = 0.0,
-                 attn_drop: Optional[float] = None, decoder_heads: int = 1) -> None:
+                 attn_drop: Optional[float] = None, decoder_heads: int = 1,
+                 decoder: Optional[nn.Module] = None) -> None:
+        if not (isinstance(mask_rate, (int, float)) and 0.0 < mask_rate < 1.0):
+            raise ArgumentError("GraphMAE", "mask_rate", f"must be in (0, 1), got {mask_rate!r}")
+        check_rate("GraphMAE", replace_rate=replace_rate, in_drop=in_drop)
+        check_rate("GraphMAE", allow_none=True, attn_drop=attn_drop)
+        check_positive("GraphMAE", alpha=alpha)
+        check_size("GraphMAE", allow_none=False, decoder_heads=decoder_heads)
         super().__init__()
         gnn = basic_gnn(encoder)
         if gnn is None:
@@ -70,10 +80,12 @@ class GraphMAE(nn.Module):
         self.mask_rate, self.replace_rate, self.alpha, self.in_drop = mask_rate, replace_rate, alpha, in_drop
         self.mask_token = nn.Parameter(torch.zeros(1, in_channels))
         self.encoder_to_decoder = nn.Linear(hidden_channels, hidden_channels, bias=False)
-        self.decoder = build_encoder("gat", hidden_channels, in_channels, num_layers=1, out_channels=in_channels,
-                                     act="relu",  # unused by a one-layer model: no parameter
-                                     dropout=0.0 if attn_drop is None else attn_drop, act_last=False,
-                                     options={"heads": decoder_heads})
+        if decoder is not None and not isinstance(decoder, nn.Module):
+            raise ValueError(f"GraphMAE: 'decoder' must be a module built in code, got {type(decoder).__name__}")
+        self.decoder = decoder if decoder is not None else build_encoder(
+            "gat", hidden_channels, in_channels, num_layers=1, out_channels=in_channels,
+            act="relu",  # unused by a one-layer model: no parameter
+            dropout=0.0 if attn_drop is None else attn_drop, act_last=False, options={"heads": decoder_heads})
         if attn_drop is not None:
             for m in encoder.modules():
                 if isinstance(m, (GATConv, GATv2Conv)):

@@ -11,9 +11,10 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 
+from graphcl.core.checks import check_choice
 from graphcl.core.heads import ShortcutMLP
 from graphcl.core.losses import jsd_mi
-from graphcl.graph.readout import encoder_inputs, graph_embeddings, readout
+from graphcl.graph.readout import POOLS, encoder_inputs, graph_embeddings, readout
 
 
 class InfoGraph(nn.Module):
@@ -22,6 +23,7 @@ class InfoGraph(nn.Module):
     task = "graph"
 
     def __init__(self, encoder: nn.Module, hidden_channels: int, pool: str = "sum") -> None:
+        check_choice("InfoGraph", "pool", pool, POOLS)
         super().__init__()
         self.encoder, self.pool = encoder, pool
         self.local_head = ShortcutMLP(hidden_channels, hidden_channels)

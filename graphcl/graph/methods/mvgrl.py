@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.nn import GCNConv
 
+from graphcl.core.checks import ArgumentError, check_choice, check_positive, check_size
 from graphcl.core.energy import BilinearDiscriminator
 from graphcl.core.losses import dgi_bce
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
@@ -161,6 +162,13 @@ class MVGRL(nn.Module):
     def __init__(self, encoder: nn.Module, hidden_channels: int, alpha: float = DIFFUSION_DEFAULTS["alpha"],
                  eps: Union[float, str, None] = None, top_k: Optional[int] = None,
                  scale: Optional[str] = None, layout: str = "auto") -> None:
+        if not (isinstance(alpha, (int, float)) and 0.0 < alpha < 1.0):
+            raise ArgumentError("MVGRL", "alpha", f"must be in (0, 1), got {alpha!r}")
+        if eps != "auto":
+            check_positive("MVGRL", allow_none=True, eps=eps)
+        check_size("MVGRL", top_k=top_k)
+        check_choice("MVGRL", "scale", scale, (None, "minmax"))
+        check_choice("MVGRL", "layout", layout, LAYOUTS)
         super().__init__()
         self.encoder = MVGRLEncoder(encoder, alpha=alpha, eps=eps, top_k=top_k, scale=scale, layout=layout)
         self.discriminator = BilinearDiscriminator(hidden_channels, bias=True)

@@ -5,7 +5,7 @@ A method class names its task with a `task` class attribute ("node" when absent)
     task = get_task(cfg, device)            # loads the data once per run
     method = task.build_method()            # per seed, after seeding; `method.encoder` is what gets saved
     Trainer(method, ..., task.batches)      # `task.batches()` yields one epoch of training batches
-    builder, spec = task.encoder_spec()     # `artifacts.BUILDERS[builder](**spec)` rebuilds the encoder
+    builder, spec = task.encoder_spec()     # `artifacts.builder(builder)(**spec)` rebuilds the encoder
     task.evaluate(encoder, seed)            # {"protocol", "metric", "test", "val", ...} on the saved encoder
     task.embed(encoder)                     # the frozen representations `graphcl embed` writes
 

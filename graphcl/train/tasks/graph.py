@@ -13,6 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
+from graphcl.config import ConfigError
+from graphcl.data.validate import check_graph_labels, validate_dataset
 from graphcl.evaluate import svm_cv
 from graphcl.graph.readout import graph_embeddings
 from graphcl.graph.views import MaskNodeFeatures, take_graphs
@@ -27,6 +29,8 @@ class GraphTask:
     def __init__(self, cfg: DictConfig, device: torch.device, dataset: Optional[Any] = None) -> None:
         self.cfg, self.device = cfg, device
         self.name = registry_name(cfg) if dataset is None else getattr(dataset, "name", cfg.data.name)
+        if dataset is not None:  # a user's own graphs: check them before they are collated
+            validate_dataset(dataset, level="graph")
         dataset = load_run_dataset(cfg) if dataset is None else dataset
         if len(dataset) == 0:
             raise ValueError(f"dataset {self.name!r} holds no graphs")
@@ -54,9 +58,10 @@ class GraphTask:
                 raise ValueError(f"unknown key 'eval.params.{key}' for {cfg.eval.protocol}; it takes "
                                  f"{', '.join(self.svm)}")
             self.svm[key] = value
+        check_graph_labels(self.labels, cfg.eval.protocol, cfg.eval.folds, self.name)
         if cfg.data.batch_size > len(slim):
-            raise ValueError(f"key 'data.batch_size' is {cfg.data.batch_size} but dataset {self.name!r} "
-                             f"has only {len(slim)} graphs")
+            raise ConfigError(f"key 'data.batch_size' is {cfg.data.batch_size} but dataset {self.name!r} "
+                              f"has only {len(slim)} graphs")
 
     def _params(self, keys) -> dict:
         params = OmegaConf.to_container(self.cfg.model.params, resolve=True)

@@ -8,6 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
+from graphcl.data.validate import check_node_labels, validate_dataset
 from graphcl.evaluate import evaluate_nodes
 from graphcl.graph.encoders import SPARSE_INPUT_ENCODERS
 from graphcl.graph.sparse import graph_inputs, sparse_full_batch
@@ -69,7 +70,10 @@ class NodeTask:
         self.cfg, self.device = cfg, device
         self.name = registry_name(cfg) if dataset is None else getattr(dataset, "name", cfg.data.name)
         self.dataset = load_run_dataset(cfg) if dataset is None else dataset
+        if dataset is not None:  # a user's own graph: check it before it reaches the encoder
+            validate_dataset(dataset, level="node")
         self.data = self.dataset[0]
+        check_node_labels(self.data, cfg.eval.protocol, cfg.eval.train_ratio, cfg.eval.val_ratio)
         self.eval_batch = evaluation_batch(cfg, self.data, device)
         sparse = getattr(method_class(cfg.model.method), "sparse_features", False) \
             and cfg.model.encoder.name in SPARSE_INPUT_ENCODERS
