@@ -28,6 +28,7 @@ def main() -> None:
     args = p.parse_args()
 
     overrides = (FAST_OVERRIDES if FAST else []) + args.overrides + ["trainer.progress=false"]
+    # --8<-- [start:config]
     cfg = load_config(args.config, overrides)
     print(f"{cfg.model.method} on {cfg.data.name}: {cfg.trainer.epochs} epochs max, seeds {list(cfg.seeds)}")
 
@@ -35,6 +36,7 @@ def main() -> None:
         out = Path(args.out or Path(tmp) / "run")
         results = train_run(cfg, out, mode="overwrite")  # prints one line per seed
         print(result_line(results))
+    # --8<-- [end:config]
         print("run directory:", ", ".join(sorted(f.name for f in out.iterdir() if not f.name.startswith("."))))
         again = evaluate_run(out)  # the saved encoder, re-evaluated: the same numbers
         print(f"evaluate_run: test {again['test']['mean']:.2f} (results.json {results['test']['mean']:.2f})")

@@ -32,15 +32,18 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         # 1. Self-supervised pretraining on the graph alone (no labels), with the CLI's trainer.
+        # --8<-- [start:pretrain]
         run = graphcl.pretrain(data, method="dgi", out=f"{tmp}/dgi-cora",
                                trainer={"epochs": args.pretrain_epochs, "patience": 20, "progress": False},
                                model={"encoder": {"hidden_channels": args.hidden}})
         print(f"pretrained DGI: frozen linear probe {run.results['test']['mean']:.2f} % test accuracy")
         # 2. The trained encoder as a plain PyG module, in eval mode, weights included.
         encoder = graphcl.load_encoder(run.run_dir)
+        # --8<-- [end:pretrain]
     print(f"encoder: {type(encoder).__module__}.{type(encoder).__name__}")
 
     # 3. An ordinary supervised PyG loop: Linear head, cross-entropy on train_mask, encoder fine-tuned slowly.
+    # --8<-- [start:finetune]
     head = torch.nn.Linear(args.hidden, int(data.y.max()) + 1)
     optimizer = torch.optim.Adam([{"params": encoder.parameters(), "lr": 1e-3},
                                   {"params": head.parameters(), "lr": 1e-2, "weight_decay": 5e-4}])
@@ -51,6 +54,7 @@ def main() -> None:
         loss = F.cross_entropy(out[data.train_mask], data.y[data.train_mask])
         loss.backward()
         optimizer.step()
+    # --8<-- [end:finetune]
 
     encoder.eval(), head.eval()
     with torch.no_grad():

@@ -24,6 +24,7 @@ from graphcl.train.trainer import Trainer
 FAST = os.environ.get("GRAPHCL_EXAMPLE_FAST") == "1"
 
 
+# --8<-- [start:method]
 class GraphVICReg(nn.Module):
     def __init__(self, encoder: nn.Module, dim: int, drop_edge: float = 0.3, drop_feature: float = 0.2) -> None:
         super().__init__()
@@ -38,6 +39,7 @@ class GraphVICReg(nn.Module):
     @torch.no_grad()
     def embed(self, batch) -> torch.Tensor:
         return self.encoder(batch.x, batch.edge_index)
+# --8<-- [end:method]
 
 
 def main() -> None:
