@@ -12,7 +12,7 @@ venv: .venv/.installed
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[test,docs,plot]"
+	$(PY) -m pip install -q -e ".[test,docs,plot,vision]"
 	touch $@
 
 demo: venv

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="supervised epochs (default: the config's)")
     parser.add_argument("--lr", type=float, default=1e-3, help="supervised Adam learning rate")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch and BLAS / OpenMP threads")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
 
@@ -73,6 +73,11 @@ def main(argv: list[str] | None = None) -> None:
     from graphcl.vision.backbones import build_backbone
 
     torch.set_num_threads(args.threads)
+    # scikit-learn's BLAS / OpenMP pools too: on a shared, oversubscribed CPU two spinning BLAS threads made the
+    # probes ~5x slower in CPU time than one
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(args.threads)
     cfg = load_config(args.config, [f"seeds=[{args.seed}]"])
     task = ImageTask(cfg, torch.device(args.device))
     fit_rows, val_rows = task.val_split(args.seed)

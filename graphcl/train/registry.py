@@ -9,6 +9,9 @@ METHODS: dict[str, str] = {
     "mvgrl_graph": "graphcl.graph.methods.mvgrl_graph:MVGRLGraph",
     "graphmae_graph": "graphcl.graph.methods.graphmae_graph:GraphMAEGraph",
     "cpc": "graphcl.sequence.cpc:CPC",
+    **{name: f"graphcl.vision.methods:{cls}" for name, cls in [
+        ("simclr", "SimCLR"), ("moco", "MoCo"), ("pirl", "PIRL"), ("byol", "BYOL"), ("simsiam", "SimSiam"),
+        ("vicreg", "VICReg"), ("barlowtwins", "BarlowTwins"), ("swav", "SwAV"), ("dino", "DINO")]},
 }
 
 

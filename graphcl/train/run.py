@@ -53,6 +53,9 @@ def summarise(cfg: DictConfig, dataset_name: str, seeds: list[dict], device: tor
         "seeds": [s["seed"] for s in seeds],
         "test": stats(seeds, "test"),
         "val": stats(seeds, "val"),
+        # the protocol's other figures (kNN accuracy, speaker accuracy, per-horizon errors...), same scale
+        "extra": {k: stats(seeds, k) for k, v in first.items()
+                  if k not in ("test", "val") and isinstance(v, (int, float)) and not isinstance(v, bool)},
         "train_seconds": float(sum(s["fit"]["train_seconds"] for s in seeds)),
         "seconds_per_epoch": float(np.mean([s["fit"]["seconds_per_epoch"] for s in seeds])),
         "peak_memory_mb": float(max(s["peak_memory_mb"] for s in seeds)),
@@ -129,6 +132,7 @@ def train_run(cfg: DictConfig, out_dir: str | os.PathLike, *, mode: str = "new",
                     on_epoch=lambda row, seed=seed, method=method: metrics.write(
                         {"seed": seed, **row, **epoch_diagnostics(cfg, task, method, row["epoch"])}),
                     progress=cfg.trainer.progress, desc=f"{cfg.model.method} seed {seed}", scheduler=scheduler,
+                    steps_per_epoch=getattr(task, "steps_per_epoch", None),
                 )
                 if current is not None and current["seed"] == seed:
                     trainer.load_state_dict(current)

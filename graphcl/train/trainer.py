@@ -87,9 +87,12 @@ class Trainer:
         progress: bool = True,
         desc: str = "train",
         scheduler: Optional[torch.optim.lr_scheduler.LRScheduler] = None,
+        steps_per_epoch: Optional[int] = None,
     ) -> None:
         self.method, self.optimizer, self.batches = method, optimizer, batches
         self.scheduler = scheduler  # stepped once per epoch
+        # batches per epoch, for `after_step(step, total_steps)` schedules; None: learnt from the first epoch
+        self.steps_per_epoch = steps_per_epoch
         self.epochs, self.patience, self.device = epochs, patience, device
         # bf16 autocast on CUDA only: CPU autocast is slow for sparse ops and brings no memory win here
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda" else nullcontext()
@@ -167,7 +170,7 @@ class Trainer:
                 if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
 
     def fit(self) -> FitResult:
-        steps_per_epoch = None
+        steps_per_epoch = self.steps_per_epoch or (self.step // self.epoch if self.epoch else None)
         bar = tqdm(total=self.epochs, initial=self.epoch, desc=self.desc, disable=not self.progress, leave=False)
         stopped = self.patience is not None and self.bad_epochs >= self.patience
         while self.epoch < self.epochs and not stopped:

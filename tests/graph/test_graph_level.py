@@ -224,7 +224,7 @@ def test_graph_task_batches_cover_the_dataset_once(shared_datasets) -> None:
     task = GraphTask(cfg, torch.device("cpu"))
     torch.manual_seed(0)
     batches = list(task.batches())
-    assert [b.num_graphs for b in batches] == [50, 50, 50, 38]
+    assert [b.num_graphs for b in batches] == [50, 50, 50, 38] and task.steps_per_epoch == 4
     seen = torch.cat([b.y for b in batches])
     assert torch.equal(torch.sort(seen).values, torch.sort(task.graphs.y).values)
     with pytest.raises(ValueError, match="'data.batch_size' is 500 but dataset 'MUTAG' has only 188 graphs"):

@@ -365,3 +365,18 @@ def test_every_encoder_trains_on_cora(encoder: str, tmp_path: Path, shared_datas
     res = train_run(cfg, tmp_path / "run", log=lambda *_: None)
     assert 0 < res["test"]["mean"] <= 100
     assert type(graphcl.load_encoder(tmp_path / "run")).__name__ == "Sequential"
+
+
+def test_pretrain_on_a_networkx_graph(tmp_path: Path) -> None:
+    """A networkx graph with numeric node attributes `x` and `y` is converted with PyG's `from_networkx`."""
+    import networkx as nx
+
+    graph = nx.karate_club_graph()
+    for v in graph.nodes:
+        graph.nodes[v]["x"] = [float(graph.degree[v]), 1.0]
+        graph.nodes[v]["y"] = int(graph.nodes[v].pop("club") == "Officer")
+    run = graphcl.pretrain(graph, method="dgi", out=tmp_path / "run", trainer={"epochs": 3, "progress": False},
+                           model={"encoder": {"hidden_channels": 16}},
+                           eval={"protocol": "random", "train_ratio": 0.3, "val_ratio": 0.3}, seeds=[0])
+    assert 0 <= run.results["test"]["mean"] <= 100 and run.results["dataset"] == "custom"
+    assert run.encoder(torch.ones(34, 2), torch.tensor([[0, 1], [1, 0]])).shape == (34, 16)

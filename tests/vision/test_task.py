@@ -14,12 +14,10 @@ SMALL = ["data.name=digits", "data.batch_size=128", "model.encoder.name=convnet"
          "trainer.epochs=2", "trainer.progress=false", "eval.c_grid=[0.1,1.0]", "eval.params.knn_k=20", "seeds=[0]"]
 
 
-@pytest.fixture(autouse=True)
-def registered(monkeypatch):
-    """The image methods and the "vision" builder, as `graphcl.train` registers them."""
+def test_image_methods_and_builder_are_registered():
     for name, cls in VISION.items():
-        monkeypatch.setitem(build.METHODS, name, f"graphcl.vision.methods:{cls}")
-    monkeypatch.setitem(artifacts.BUILDERS, "vision", build_backbone)
+        assert build.method_class(name).__name__ == cls
+    assert artifacts.builder("vision") is build_backbone
 
 
 def task_for(*overrides):

@@ -70,6 +70,11 @@ class GraphTask:
     def build_method(self) -> nn.Module:
         return build_method(self.cfg, self.num_features)
 
+    @property
+    def steps_per_epoch(self) -> int:
+        n, size = self.graphs.num_graphs, self.cfg.data.batch_size
+        return n // size + (n % size > 1)  # a last batch of one graph is dropped
+
     def batches(self) -> Iterator[Batch]:
         """One epoch: the graphs in a random order (global RNG), `data.batch_size` at a time; a last batch of a
         single graph is dropped (batch statistics over one graph are undefined)."""

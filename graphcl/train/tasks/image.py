@@ -116,6 +116,13 @@ class ImageTask:
                  for i in range(0, len(images), step)]
         return torch.cat(parts)
 
+    def diagnostic_pair(self, encoder: nn.Module) -> tuple[Tensor, Tensor]:
+        """Features of a fixed sample of test images and of their mirror images (a fixed, deterministic view)."""
+        n = len(self.data.test_x)
+        sample = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:1024]
+        images = self.data.test_x[sample]
+        return self.features(encoder, images), self.features(encoder, images.flip(-1))
+
     def embed(self, encoder: nn.Module) -> Tensor:
         """Features of the test images, `[N_test, D]`, in file order."""
         return self.features(encoder, self.data.test_x)
