@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -33,6 +34,19 @@ def time_interleaved(variants: dict[str, Callable[[], None]], epochs: int, devic
             sync()
             seconds[name] += (time.perf_counter() - start) / epochs
     return seconds
+
+
+def median_seconds(fn: Callable[[], None], repeats: int, sync: Callable[[], None]) -> float:
+    """Median seconds of `repeats` calls of `fn` after one warm-up call; `sync` waits for the device."""
+    fn()  # warm-up
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def child_result(script: str, variant: str, *args: str):

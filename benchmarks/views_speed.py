@@ -13,8 +13,8 @@ node dropping, edge perturbation, subgraph and attribute masking); its loop appl
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+
+from harness import median_seconds
 
 
 def synthetic_batch(num_graphs: int, seed: int, device: str):
@@ -46,18 +46,6 @@ def views() -> dict:
         "RandomWalkSubgraph(10)": (RandomWalkSubgraph(walk_length=10),) * 2,
         "choice/graph (4 views)": (RandomChoicePerGraph(graphcl_set), RandomChoice(graphcl_set)),
     }
-
-
-def median_seconds(fn, repeats: int, sync) -> float:
-    fn()  # warm-up
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> None:

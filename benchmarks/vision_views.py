@@ -11,10 +11,8 @@ kind of generator. Each time is the median of several runs after a warm-up; imag
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
-from harness import device_label
+from harness import device_label, median_seconds
 
 
 def views(size: int) -> dict:
@@ -30,18 +28,6 @@ def views(size: int) -> dict:
         "jigsaw 3x3": lambda x, g: V.jigsaw(x, 3, generator=g)[0],
         "SimCLR/BYOL pipeline (1 view)": lambda x, g: pipeline.view(x, size, (0.08, 1.0), 0.5, 0.2, g),
     }
-
-
-def median_seconds(fn, repeats: int, sync) -> float:
-    fn()  # warm-up
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,7 +2,6 @@
 tests/test_examples.py) show tested code literally; every other block is run here as a program."""
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys

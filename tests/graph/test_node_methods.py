@@ -2,7 +2,6 @@
 target trails the online encoder, views are reproducible, and the shipped configs build."""
 from __future__ import annotations
 
-import copy
 import math
 from pathlib import Path
 
