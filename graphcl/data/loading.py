@@ -10,7 +10,7 @@ from torch_geometric.transforms import BaseTransform
 from torch_geometric.utils import degree
 
 from graphcl.data.paths import resolve_root, shadow_folder
-from graphcl.data.registry import DatasetNotFoundError, get_spec, require_files
+from graphcl.data.registry import DatasetNotFoundError, DatasetSpec, get_spec, require_files
 
 __all__ = ["load_dataset", "DatasetCorruptError", "CappedOneHotDegree", "DEGREE_CAP", "FEATURES"]
 
@@ -52,7 +52,8 @@ def load_dataset(
     be read-only. Feature options are applied as `dataset.transform`, so they never alter the cache.
 
     Args:
-        name: a name from `list_datasets()`, or the exact name of a TU dataset present under the root.
+        name: a name from `list_datasets()`, the exact name of a TU dataset present under the root, or a
+            synthetic graph, `synthetic:arxiv-like` or `synthetic:nodes=...` (generated once into the cache).
         root: the data root (config `data.root`); default `$GRAPHCL_DATA`, else `./datasets`.
         features: "auto" keeps existing features and gives featureless graphs one-hot degrees;
             "degree" (one-hot degree, capped at `DEGREE_CAP`) or "constant" (a single 1) replace them.
@@ -67,10 +68,22 @@ def load_dataset(
         raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
     root = resolve_root(root)
     spec = get_spec(name, root)
+    if spec.family == "synthetic":  # generated into the cache (graphcl.data.synthetic): no raw files
+        dataset = spec.loader(**spec.loader_kwargs(root))
+    else:
+        dataset = _read_raw(spec, root)
+    steps = _feature_steps(dataset, features, normalize_features)
+    if steps:
+        dataset.transform = T.Compose(steps)
+    return dataset
+
+
+def _read_raw(spec: DatasetSpec, root: Path) -> Dataset:
+    """The standard loader of `spec` on the cache shadow of `root`, after checking its raw files."""
     require_files(spec, root)
     shadow = shadow_folder(root, spec.folder)
     try:
-        dataset = spec.loader(**spec.loader_kwargs(shadow.parent))
+        return spec.loader(**spec.loader_kwargs(shadow.parent))
     except DatasetNotFoundError:
         raise
     except Exception as err:
@@ -80,10 +93,6 @@ def load_dataset(
             f"dataset '{spec.name}' could not be read from {root / spec.folder / (culprit or '')}: "
             f"{type(err).__name__}: {detail} (processed files: {shadow})"
         ) from err
-    steps = _feature_steps(dataset, features, normalize_features)
-    if steps:
-        dataset.transform = T.Compose(steps)
-    return dataset
 
 
 def _feature_steps(dataset: Dataset, features: str, normalize: bool) -> list[BaseTransform]:

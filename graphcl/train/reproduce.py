@@ -94,8 +94,14 @@ def with_section(text: str, name: str, table: str) -> str:
 
 
 def _same_config(run_dir: Path, cfg) -> bool:
+    """The run dir's config equals `cfg` in everything but display settings (the progress bar)."""
     saved = run_dir / "config.yaml"
-    return saved.is_file() and yaml.safe_load(saved.read_text()) == yaml.safe_load(to_yaml(cfg))
+    if not saved.is_file():
+        return False
+    a, b = yaml.safe_load(saved.read_text()), yaml.safe_load(to_yaml(cfg))
+    for c in (a, b):
+        c.get("trainer", {}).pop("progress", None)
+    return a == b
 
 
 def _finished(run_dir: Path, cfg) -> dict | None:
