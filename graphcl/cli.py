@@ -1,5 +1,7 @@
 """The `graphcl` command: train | eval | embed | list (see DESIGN.md, "The command line").
 
+`torchrun --nproc_per_node=N -m graphcl train CONFIG` trains with N processes (`graphcl.train.distributed`).
+
 Exit status: 0 success, 2 bad usage or bad config, 1 any other failure, each with a one-line cause.
 """
 from __future__ import annotations
@@ -73,9 +75,11 @@ def _train(args: argparse.Namespace) -> int:
 
         out = args.out or f"runs/{cfg.model.method}-{cfg.data.name}".lower()
         results = train_run(cfg, out, mode="overwrite" if args.overwrite else "new")
+    from graphcl.train.distributed import is_main
     from graphcl.train.run import result_line
 
-    print(result_line(results))
+    if is_main():  # under torchrun every rank returns rank 0's results; one prints them
+        print(result_line(results))
     return 0
 
 

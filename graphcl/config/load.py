@@ -164,7 +164,8 @@ def _check_values(cfg: DictConfig) -> None:
             raise ConfigError(f"key '{key}' must be one of {', '.join(allowed)}; got {value!r}{hint}")
 
     for key in ("data.batch_size", "model.encoder.hidden_channels", "model.encoder.num_layers",
-                "trainer.epochs", "trainer.checkpoint_every", "eval.repeats", "eval.max_iter"):
+                "trainer.epochs", "trainer.checkpoint_every", "eval.repeats", "eval.max_iter",
+                "eval.inference_batch_size"):
         _require(cfg, key, lambda v: v >= 1, ">= 1")
     for key in ("model.encoder.out_channels", "model.heads.projector_hidden",
                 "model.heads.projector_out", "model.heads.predictor_hidden", "trainer.patience"):

@@ -94,6 +94,11 @@ class EvalConfig:
     c_grid: List[float] = field(default_factory=lambda: [1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0])
     max_iter: int = 1000                # probe solver iterations
     folds: int = 10                     # svm_cv: outer stratified folds (C by inner CV on the training folds)
+    # Node embeddings for evaluation: full (one forward over the whole graph) | layerwise (one layer at a time
+    # over all nodes, in chunks of inference_batch_size nodes: large graphs) | auto (layerwise when data.loader
+    # is neighbor, else full).
+    inference: str = "auto"
+    inference_batch_size: int = 4096    # nodes per chunk of layer-wise inference
     # Protocol settings of the image and sequence tasks (kNN k and temperature, forecast horizons...).
     params: Dict[str, Any] = field(default_factory=dict)
 
@@ -122,4 +127,5 @@ CHOICES: Dict[str, Tuple[str, ...]] = {
     "trainer.device": ("auto", "cpu", "cuda"),
     # node splits (public|random|ogb); graph classification (svm_cv; ogb_graph: a linear probe on OGB's split)
     "eval.protocol": ("public", "random", "ogb", "svm_cv", "ogb_graph"),
+    "eval.inference": ("auto", "full", "layerwise"),
 }

@@ -13,12 +13,19 @@ Gradient convention of `gather_with_grad` (the one thing to get right):
       * each rank takes its own rows as anchors and returns `sum(local terms) * W / N_global`
         (for equal per-rank sizes this is simply the mean over its local anchors).
     Every rank must backpropagate through the gather (it holds a collective), as DDP requires anyway.
+
+`CrossRankBatchNorm` follows the same convention: its statistics come from an all-reduce whose backward
+sums the gradient over ranks, so under DDP a batch-norm layer trains exactly as on the concatenated batch.
 """
+from __future__ import annotations
+
 import torch
 import torch.distributed as dist
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
-__all__ = ["is_distributed", "rank", "world_size", "gather_with_grad", "all_reduce_mean"]
+__all__ = ["is_distributed", "rank", "world_size", "gather_with_grad", "all_reduce_mean", "broadcast",
+           "CrossRankBatchNorm", "sync_batch_norm"]
 
 
 def is_distributed() -> bool:
@@ -78,3 +85,102 @@ def all_reduce_mean(t: Tensor) -> Tensor:
     out = t.detach().clone()
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
     return out / world_size()  # true division: integer counts come back as floats
+
+
+def broadcast(t: Tensor) -> Tensor:
+    """Overwrite `t` in place with rank 0's values and return it (`t` itself without a process group).
+
+    Under NCCL `t` must live on this process's GPU.
+    """
+    if world_size() > 1:
+        dist.broadcast(t, src=0)
+    return t
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks; backward sums the gradient over ranks (every rank's loss saw the sum)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        x = x.clone()
+        dist.all_reduce(x, op=dist.ReduceOp.SUM)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad
+
+
+class CrossRankBatchNorm(_BatchNorm):
+    """Batch norm whose training statistics are those of the global batch: the rows of all ranks, whose counts
+    may differ (e.g. the nodes of each rank's graphs). Works on any device and backend, CPU/gloo included,
+    where `torch.nn.SyncBatchNorm` refuses CPU tensors.
+
+    Input `[N, C]` or `[N, C, *]`. Each rank contributes (count, sum, sum of squared deviations from its own
+    mean) per channel in one all-reduce; Chan's parallel formula combines them without the cancellation of
+    E[x^2] - E[x]^2. Without a process group, and in eval mode, it is `BatchNorm` itself.
+    """
+
+    def _check_input_dim(self, x: Tensor) -> None:
+        if x.dim() < 2:
+            raise ValueError(f"CrossRankBatchNorm: expected input [N, C] or [N, C, *], got shape {tuple(x.shape)}")
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input_dim(x)
+        if not self.training or world_size() == 1:
+            return super().forward(x)
+        c, ranks, dtype = x.shape[1], world_size(), x.dtype
+        x = x.to(torch.promote_types(dtype, torch.float32))  # half-precision sums and counts would round
+        dims = [0, *range(2, x.dim())]
+        shape = (1, c, *[1] * (x.dim() - 2))
+        count = x.numel() // c if c else 0
+        total = x.sum(dims)
+        squares = (x - (total / max(count, 1)).view(shape)).square().sum(dims)
+        row = torch.cat([total.new_full((1,), count), total, squares])
+        # each rank fills its own row, so the sum over ranks is the table of every rank's statistics
+        table = torch.cat([row.new_zeros(rank(), len(row)), row[None], row.new_zeros(ranks - rank() - 1, len(row))])
+        table = _AllReduceSum.apply(table)
+        counts, totals, deviations = table[:, :1], table[:, 1:c + 1], table[:, c + 1:]
+        n = int(counts.sum())
+        if n <= 1:
+            raise ValueError(f"CrossRankBatchNorm: expected more than 1 value per channel over all ranks, got {n}")
+        mean = totals.sum(0) / n
+        var = (deviations.sum(0) + (counts * (totals / counts.clamp_min(1) - mean).square()).sum(0)) / n
+        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        y = y.to(dtype)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.lerp_(mean.to(self.running_mean), factor)
+                self.running_var.lerp_((var * n / (n - 1)).to(self.running_var), factor)  # unbiased, as torch
+        return y
+
+
+def sync_batch_norm(module: nn.Module) -> nn.Module:
+    """Replace every `torch.nn.BatchNorm{1,2,3}d` in `module` (PyG's `BatchNorm` holds one in `.module`) by a batch
+    norm over the global batch: `torch.nn.SyncBatchNorm` on CUDA, `CrossRankBatchNorm` elsewhere.
+
+    The new layers keep the old ones' Parameter and buffer objects, so an optimiser built before still updates
+    them. Returns `module` (changed in place), or the replacement when `module` is itself a batch norm.
+    """
+    if isinstance(module, _BatchNorm) and not isinstance(module, (CrossRankBatchNorm, nn.SyncBatchNorm)):
+        on_gpu = any(t.is_cuda for t in [*module.parameters(), *module.buffers()])
+        cls = nn.SyncBatchNorm if on_gpu else CrossRankBatchNorm
+        new = cls(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats,
+                  device="meta")  # placeholders: the old tensors are put in below
+        for name in ("weight", "bias"):
+            setattr(new, name, getattr(module, name))
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            setattr(new, name, getattr(module, name))
+        new.train(module.training)
+        return new
+    for name, child in module.named_children():
+        new = sync_batch_norm(child)
+        if new is not child:
+            module.add_module(name, new)
+    return module

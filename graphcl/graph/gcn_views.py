@@ -20,6 +20,8 @@ from torch_geometric.nn import GCNConv
 
 from graphcl.graph.encoders import basic_gnn
 from graphcl.graph.sparse import SparseOperand
+from graphcl.graph.sampling import is_sampled
+from graphcl.graph.views import keep_columns
 
 
 def plain_gcn_convs(encoder: nn.Module) -> Optional[list[GCNConv]]:
@@ -92,3 +94,35 @@ def gcn_layers_on(convs: list[GCNConv], adj: SparseOperand, first_linear: Option
     finally:
         for conv in convs:
             del conv.forward
+
+
+class EdgeFeatureViews:
+    """Encodes views drawn by `edge_feature_draws` (edges dropped, feature columns masked), the views of GRACE,
+    BGRL and CCA-SSG. With a plain PyG GCN (`plain_gcn_convs`) on a whole graph the view runs as sparse
+    products, so no `[E, D]` message tensor is ever built: the first layer's `(X mask) W^T` as `X (W mask^T)^T`
+    against the graph's (CSR or dense) features, and every layer's propagation against the view's normalised
+    CSR adjacency (`DropEdgeGCN`), whose structure is built once per graph and shared by every encoder called
+    on it (BGRL's online and target networks). Other encoders, and sampled subgraphs (new at every step), get
+    the view itself through PyG."""
+
+    def __init__(self) -> None:
+        self._cache: Optional[tuple] = None  # ((x, edge_index), SparseOperand(x), DropEdgeGCN)
+
+    def __call__(self, encoder: nn.Module, batch, draws: tuple[Tensor, Tensor]) -> Tensor:
+        """The encoder's output `[N, D]` on the view of `draws`: kept edges `[E]` and kept columns `[F]` (bool)."""
+        edges, columns = draws
+        convs = plain_gcn_convs(encoder)
+        if convs is None or is_sampled(batch):
+            return encoder(keep_columns(batch.x, columns), batch.edge_index[:, edges])
+        features, graph = self._operands(batch)
+        weight = convs[0].lin.weight
+        first = features @ (weight * columns.to(weight.dtype)).t()
+        with gcn_layers_on(convs, graph.view(edges, first.dtype), first_linear=first):
+            return encoder(batch.x, batch.edge_index)
+
+    def _operands(self, batch) -> tuple[SparseOperand, DropEdgeGCN]:
+        """(x as a `SparseOperand`, the graph's `DropEdgeGCN`), built again only when the graph changes."""
+        key = (batch.x, batch.edge_index)
+        if self._cache is None or self._cache[0][0] is not key[0] or self._cache[0][1] is not key[1]:
+            self._cache = (key, SparseOperand(batch.x), DropEdgeGCN(batch.edge_index, batch.num_nodes))
+        return self._cache[1], self._cache[2]

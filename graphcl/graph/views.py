@@ -71,11 +71,11 @@ def mask_feature_columns(x: Tensor, p: float, generator: Optional[torch.Generato
     stays CSR, with the same sparsity pattern and the masked entries stored as zeros."""
     _check_rate("mask_feature_columns", p)
     if batch is None:
-        return _keep_columns(x, torch.rand(x.size(1), generator=generator, device=x.device) >= p)
+        return keep_columns(x, torch.rand(x.size(1), generator=generator, device=x.device) >= p)
     return _mask_columns(x, p, generator, batch, _num_graphs(batch))
 
 
-def _keep_columns(x: Tensor, keep: Tensor) -> Tensor:
+def keep_columns(x: Tensor, keep: Tensor) -> Tensor:
     """x `[N, F]` (dense or CSR) with the columns where `keep [F]` is False zeroed."""
     keep = keep.to(x.dtype)
     if x.layout == torch.sparse_csr:
@@ -764,7 +764,7 @@ def edge_feature_view(batch: Data, drop_edge: float, drop_feature: float) -> tup
     `drop_feature` (CSR when `batch.x` is), and `edge_index [2, E']` with directed edges dropped at rate
     `drop_edge`."""
     edges, columns = edge_feature_draws(batch, drop_edge, drop_feature)
-    return _keep_columns(batch.x, columns), batch.edge_index[:, edges]
+    return keep_columns(batch.x, columns), batch.edge_index[:, edges]
 
 
 def edge_feature_draws(batch: Data, drop_edge: float, drop_feature: float) -> tuple[Tensor, Tensor]:

@@ -2,6 +2,10 @@
 
 `train_run` is what `graphcl train` calls; `evaluate_run` / `embed_run` re-use a finished run's
 `encoder.pt`; `pretrain` is the same trainer from Python on a user's own `Data`.
+
+Under torchrun (or inside a caller's process group) every rank trains and only rank 0 touches the run
+directory: it writes config, metrics, checkpoints, encoder.pt and results.json, evaluates and prints, while
+the other ranks wait for it; every rank returns rank 0's results.
 """
 from __future__ import annotations
 
@@ -18,10 +22,13 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 
 from graphcl.config import config_from_dict, load_config, save_config
+from graphcl.core.distributed import world_size
 from graphcl.train.artifacts import encoder_from_file, read_encoder_file, save_encoder, write_environment
 from graphcl.train.build import build_optimizer, build_scheduler, method_class
 from graphcl.train.checkpoint import (CheckpointError, check_same_run, load_torch, save_json, save_torch,
                                       seed_everything)
+from graphcl.train.distributed import (is_main, launched, local_device, main_first, own_view_stream,
+                                       process_group_from_env, results_from_main, wait_for_main)
 from graphcl.train.monitor import representation_stats
 from graphcl.train.rundir import MetricsLog, RunDir
 from graphcl.train.tasks import get_task
@@ -61,6 +68,7 @@ def summarise(cfg: DictConfig, dataset_name: str, seeds: list[dict], device: tor
         "peak_memory_mb": float(max(s["peak_memory_mb"] for s in seeds)),
         "epochs": [s["fit"]["epochs"] for s in seeds],
         "device": str(device),
+        "world_size": world_size(),  # processes that trained (torchrun --nproc_per_node)
     }
 
 
@@ -81,84 +89,105 @@ def result_line(results: dict) -> str:
 # -- training ------------------------------------------------------------------------------------
 def train_run(cfg: DictConfig, out_dir: str | os.PathLike, *, mode: str = "new",
               dataset: Any = None, log=print) -> dict:
-    """Pretrain and evaluate every seed of `cfg` into `out_dir` (mode: new | overwrite | resume)."""
-    with RunDir(out_dir, mode) as run:
-        checkpoint = None
-        if mode == "resume":
-            checkpoint = load_torch(run.file("checkpoint.pt"), "checkpoint")
-            if checkpoint.get("format") != CHECKPOINT_FORMAT:
-                raise CheckpointError(f"{run.file('checkpoint.pt')} has checkpoint format "
-                                      f"{checkpoint.get('format')!r}; expected {CHECKPOINT_FORMAT}")
-            cfg = config_from_dict(checkpoint["config"])
-            check_same_run(checkpoint["config"], run.file("config.yaml"), run.file("checkpoint.pt"))
-        method_class(cfg.model.method)  # fail fast on an unknown method, before loading data
-        device = resolve_device(cfg.trainer.device)
+    """Pretrain and evaluate every seed of `cfg` into `out_dir` (mode: new | overwrite | resume).
+
+    Under torchrun this opens (and at the end destroys) the process group; rank 0 alone writes `out_dir`.
+    """
+    with process_group_from_env():
+        if is_main():
+            with RunDir(out_dir, mode) as run:
+                return results_from_main(_train_seeds(cfg, run.file, mode, dataset, log, write=True))
+        # other ranks read a resumed checkpoint and never write: rank 0 holds the directory's lock
+        return results_from_main(_train_seeds(cfg, lambda name: Path(out_dir) / name, mode, dataset,
+                                              lambda *_: None, write=False))
+
+
+def _train_seeds(cfg: Optional[DictConfig], file, mode: str, dataset: Any, log, write: bool) -> Optional[dict]:
+    """`train_run`'s body on one rank; `file(name)` is a path in the run directory; returns the results where
+    `write` (rank 0), else None."""
+    checkpoint = None
+    if mode == "resume":
+        checkpoint = load_torch(file("checkpoint.pt"), "checkpoint")
+        if checkpoint.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{file('checkpoint.pt')} has checkpoint format "
+                                  f"{checkpoint.get('format')!r}; expected {CHECKPOINT_FORMAT}")
+        cfg = config_from_dict(checkpoint["config"])
+        check_same_run(checkpoint["config"], file("config.yaml"), file("checkpoint.pt"))
+    method_class(cfg.model.method)  # fail fast on an unknown method, before loading data
+    device = local_device(resolve_device(cfg.trainer.device))
+    with main_first():  # rank 0 processes the dataset into the cache before the others read it
         task = get_task(cfg, device, dataset)
-        task.build_method()  # a bad model.params value fails here, before the directory becomes a run
-        # the directory becomes a run only once its inputs are known to be usable
-        cfg_dict = OmegaConf.to_container(cfg, resolve=True)
-        save_config(cfg, run.file("config.yaml"))
-        write_environment(run.file("env.json"), device)
-        if cfg.trainer.deterministic and device.type == "cpu":
-            torch.use_deterministic_algorithms(True, warn_only=True)
-        builder, spec = task.encoder_spec()
+    task.build_method()  # a bad model.params value fails here, before the directory becomes a run
+    # the directory becomes a run only once its inputs are known to be usable
+    cfg_dict = OmegaConf.to_container(cfg, resolve=True)
+    if write:
+        save_config(cfg, file("config.yaml"))
+        write_environment(file("env.json"), device)
+    if cfg.trainer.deterministic and device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    builder, spec = task.encoder_spec()
 
-        done: list[dict] = list(checkpoint["completed"]) if checkpoint else []
-        current = checkpoint.get("current") if checkpoint else None
-        metrics = MetricsLog(run.file("metrics.jsonl"), tensorboard_dir=run.file("tensorboard"))
-        if checkpoint:  # forget epochs logged after the checkpoint we resume from
-            reached = {s["seed"]: math.inf for s in done}
-            if current:
-                reached[current["seed"]] = current["epoch"]
-            metrics.keep(lambda row: row.get("epoch", 0) <= reached.get(row.get("seed"), -1))
-        else:
-            metrics.keep(lambda row: False)
+    done: list[dict] = list(checkpoint["completed"]) if checkpoint else []
+    current = checkpoint.get("current") if checkpoint else None
+    metrics = MetricsLog(file("metrics.jsonl"), tensorboard_dir=file("tensorboard")) if write else None
+    if metrics is not None and checkpoint:  # forget epochs logged after the checkpoint we resume from
+        reached = {s["seed"]: math.inf for s in done}
+        if current:
+            reached[current["seed"]] = current["epoch"]
+        metrics.keep(lambda row: row.get("epoch", 0) <= reached.get(row.get("seed"), -1))
+    elif metrics is not None:
+        metrics.keep(lambda row: False)
 
-        def save_checkpoint(current_state: Optional[dict]) -> None:
-            save_torch({"kind": "checkpoint", "format": CHECKPOINT_FORMAT, "config": cfg_dict,
-                        "completed": done, "current": current_state}, run.file("checkpoint.pt"))
+    def save_checkpoint(current_state: Optional[dict]) -> None:
+        save_torch({"kind": "checkpoint", "format": CHECKPOINT_FORMAT, "config": cfg_dict,
+                    "completed": done, "current": current_state}, file("checkpoint.pt"))
 
-        try:
-            for seed in cfg.seeds[len(done):]:
-                seed_everything(seed)
-                method = task.build_method().to(device)
-                optimizer = build_optimizer(cfg, method.parameters())
-                scheduler = build_scheduler(cfg, optimizer)
-                trainer = Trainer(
-                    method, optimizer, task.batches,
-                    epochs=cfg.trainer.epochs, patience=cfg.trainer.patience, device=device,
-                    amp=cfg.trainer.amp, checkpoint_every=cfg.trainer.checkpoint_every,
-                    on_checkpoint=lambda state, seed=seed: save_checkpoint({"seed": seed, **state}),
-                    on_epoch=lambda row, seed=seed, method=method: metrics.write(
-                        {"seed": seed, **row, **epoch_diagnostics(cfg, task, method, row["epoch"])}),
-                    progress=cfg.trainer.progress, desc=f"{cfg.model.method} seed {seed}", scheduler=scheduler,
-                    steps_per_epoch=getattr(task, "steps_per_epoch", None),
-                )
-                if current is not None and current["seed"] == seed:
-                    trainer.load_state_dict(current)
-                    current = None
-                reset_peak_memory(device)
-                fit = trainer.fit()
-                peak = peak_memory_mb(device)
-                state = {k: v.detach().cpu() for k, v in method.encoder.state_dict().items()}
-                # Evaluate exactly what `graphcl eval` will load: the saved spec and weights, uncached.
+    try:
+        for seed in cfg.seeds[len(done):]:
+            seed_everything(seed)  # the same on every rank: every rank builds the same model
+            method = task.build_method().to(device)
+            optimizer = build_optimizer(cfg, method.parameters())
+            scheduler = build_scheduler(cfg, optimizer)
+            trainer = Trainer(
+                method, optimizer, task.batches,
+                epochs=cfg.trainer.epochs, patience=cfg.trainer.patience, device=device,
+                amp=cfg.trainer.amp, checkpoint_every=cfg.trainer.checkpoint_every,
+                on_checkpoint=(lambda state, seed=seed: save_checkpoint({"seed": seed, **state})) if write else None,
+                on_epoch=(lambda row, seed=seed, method=method: metrics.write(
+                    {"seed": seed, **row, **epoch_diagnostics(cfg, task, method, row["epoch"])})) if write else None,
+                progress=cfg.trainer.progress, desc=f"{cfg.model.method} seed {seed}", scheduler=scheduler,
+                steps_per_epoch=getattr(task, "steps_per_epoch", None),
+            )
+            if current is not None and current["seed"] == seed:
+                trainer.load_state_dict(current)
+                current = None
+            own_view_stream()
+            reset_peak_memory(device)
+            fit = trainer.fit()
+            peak = peak_memory_mb(device)
+            state = {k: v.detach().cpu() for k, v in method.encoder.state_dict().items()}
+            result = None
+            if write:  # rank 0 evaluates exactly what `graphcl eval` will load: the saved spec and weights
                 encoder = encoder_from_file({"builder": builder, "spec": spec, "seeds": [seed],
                                              "state_dicts": [state]}).to(device)
                 result = task.evaluate(encoder, seed)
-                done.append({"seed": seed, "fit": asdict(fit), "eval": result, "peak_memory_mb": peak,
-                             "encoder_state": state})
+            done.append({"seed": seed, "fit": asdict(fit), "eval": result, "peak_memory_mb": peak,
+                         "encoder_state": state})
+            if write:
                 save_checkpoint(None)
                 log(f"seed {seed}: test {shown(result, 'test'):.2f}, val {shown(result, 'val'):.2f}, "
                     f"{fit.epochs} epochs, {fit.seconds_per_epoch:.4f} s/epoch")
-        finally:
+            wait_for_main()
+    finally:
+        if metrics is not None:
             metrics.close()
-
-        save_encoder(run.file("encoder.pt"), spec, [s["encoder_state"] for s in done], [s["seed"] for s in done],
-                     builder=builder,
-                     meta={"method": cfg.model.method, "dataset": task.name})
-        results = summarise(cfg, task.name, done, device)
-        save_json(results, run.file("results.json"))
-        return results
+    if not write:
+        return None
+    save_encoder(file("encoder.pt"), spec, [s["encoder_state"] for s in done], [s["seed"] for s in done],
+                 builder=builder, meta={"method": cfg.model.method, "dataset": task.name})
+    results = summarise(cfg, task.name, done, device)
+    save_json(results, file("results.json"))
+    return results
 
 
 def epoch_diagnostics(cfg: DictConfig, task, method: nn.Module, epoch: int) -> dict:
@@ -235,6 +264,8 @@ def pretrain(data_or_dataset: Any, method: str, out: str | os.PathLike | None = 
 
     if not isinstance(data_or_dataset, (Data, list)) and hasattr(data_or_dataset, "nodes"):
         data_or_dataset = from_networkx(data_or_dataset)
+    if out is None and launched():  # each process would make its own temporary directory
+        raise ValueError("pretrain under torchrun needs out=, a run directory every process can read")
     dataset = _OneGraph(data_or_dataset, "custom") if isinstance(data_or_dataset, Data) else data_or_dataset
     base = load_config(config, overrides=[f"model.method={method}", "data.name=custom"])
     merged = OmegaConf.merge(OmegaConf.to_container(base), sections)

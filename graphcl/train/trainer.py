@@ -3,6 +3,10 @@
 Early stopping on the training loss (DGI's rule: keep the best model, stop after `patience` epochs
 without improvement, restore the best), periodic checkpoints through a callback, a NaN/Inf guard,
 a tqdm progress bar, and timing that excludes evaluation and checkpoint writes.
+
+Under a process group (torchrun) the method runs wrapped in DistributedDataParallel with its batch norms over the
+global batch (`train.distributed.data_parallel`); the logged loss is the mean over ranks, so every rank takes
+the same early-stopping and NaN decisions; only rank 0 shows progress.
 """
 from __future__ import annotations
 
@@ -19,8 +23,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from graphcl.core.distributed import all_reduce_mean, world_size
 from graphcl.core.losses import NonFiniteInputError
 from graphcl.train.checkpoint import rng_state, set_rng_state
+from graphcl.train.distributed import data_parallel, is_main
 
 
 class NonFiniteLossError(RuntimeError):
@@ -90,6 +96,11 @@ class Trainer:
         steps_per_epoch: Optional[int] = None,
     ) -> None:
         self.method, self.optimizer, self.batches = method, optimizer, batches
+        # what computes the loss: the method itself, or its DDP wrapper (state and `after_step` stay on the method)
+        self.model = method
+        if world_size() > 1:
+            self.model = data_parallel(method, device)
+            progress = progress and is_main()
         self.scheduler = scheduler  # stepped once per epoch
         # batches per epoch, for `after_step(step, total_steps)` schedules; None: learnt from the first epoch
         self.steps_per_epoch = steps_per_epoch
@@ -134,15 +145,15 @@ class Trainer:
 
     # -- loop --------------------------------------------------------------------------------
     def _train_epoch(self, epoch: int, total_steps: int) -> float:
-        self.method.train()
+        self.model.train()
         total, count = 0.0, 0
         for i, batch in enumerate(self.batches()):
             try:
                 with self.autocast:
-                    loss = self.method(batch)
+                    loss = self.model(batch)
             except NonFiniteInputError as e:  # embeddings blew up before the loss could be formed
                 raise NonFiniteLossError(f"non-finite values at epoch {epoch}, step {i + 1}: {e}") from None
-            value = loss.item()
+            value = all_reduce_mean(loss.detach()).item()  # the same on every rank
             terms = getattr(self.method, "last_terms", None)
             extra = f", terms {terms}" if terms else ""
             if not math.isfinite(value):

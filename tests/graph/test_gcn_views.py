@@ -11,7 +11,7 @@ from torch_geometric.utils import to_dense_adj
 
 from graphcl.graph.encoders import build_encoder
 from graphcl.graph.gcn_views import DropEdgeGCN, gcn_layers_on, plain_gcn_convs
-from graphcl.graph.methods import GRACE
+from graphcl.graph.methods import BGRL, CCASSG, GRACE
 from graphcl.graph.sparse import sparse_full_batch
 
 
@@ -61,21 +61,25 @@ def test_plain_gcn_convs_only_for_gcns_that_normalise_as_gcn_norm() -> None:
 
 @pytest.mark.parametrize("csr", [False, True])
 @pytest.mark.parametrize("encoder", ["gcn", "gat"])
-def test_grace_fast_path_equals_generic_views(csr: bool, encoder: str, monkeypatch) -> None:
+@pytest.mark.parametrize("method", [GRACE, BGRL, CCASSG])
+def test_sparse_view_path_equals_generic_views(method, csr: bool, encoder: str, monkeypatch) -> None:
+    # EdgeFeatureViews' sparse GCN products give PyG's loss and gradients on the same draws (GAT: PyG both times)
     torch.manual_seed(0)
     n, edge_index = 30, graph(30, 120)
     x = torch.rand(n, 40) * (torch.rand(n, 40) < 0.2)
     batch = sparse_full_batch(Data(x=x, edge_index=edge_index, num_nodes=n), max_density=0.5 if csr else 0.0)
     assert (batch.x.layout == torch.sparse_csr) == csr
-    grace = GRACE(build_encoder(encoder, 40, 16, 2, out_channels=8, act="prelu"), 8, tau=0.4)
+    model = method(build_encoder(encoder, 40, 16, 2, out_channels=8, act="prelu"), 8)
 
     def run() -> tuple[torch.Tensor, list[torch.Tensor]]:
         torch.manual_seed(3)
-        loss = grace(batch)
-        return loss, list(torch.autograd.grad(loss, list(grace.parameters())))
+        loss = model(batch)
+        params = [p for p in model.parameters() if p.requires_grad]
+        return loss, list(torch.autograd.grad(loss, params))
 
     fast, fast_grads = run()
-    monkeypatch.setattr("graphcl.graph.methods.grace.plain_gcn_convs", lambda encoder: None)
+    assert (model.views._cache is not None) == (encoder == "gcn")
+    monkeypatch.setattr("graphcl.graph.gcn_views.plain_gcn_convs", lambda encoder: None)
     generic, generic_grads = run()
     torch.testing.assert_close(fast, generic)
     for a, b in zip(fast_grads, generic_grads):

@@ -176,6 +176,32 @@ def test_grace_loss_is_the_symmetric_formula_on_fixed_views(chunk_size) -> None:
     assert [type(m).__name__ for m in head] == ["Linear", "ELU", "Linear"]
 
 
+def test_grace_subsampled_negatives_follow_the_formula() -> None:
+    # num_negatives: K drawn nodes (both views) are the negatives of every undrawn anchor
+    data = toy(50, 16, seed=4)
+    grace = make("grace", data.num_features, tau=0.4, num_negatives=6)
+    torch.manual_seed(11)
+    loss = grace(data)
+    torch.manual_seed(11)
+    (x1, e1), (x2, e2) = (edge_feature_view(data, *rates) for rates in [(0.2, 0.3), (0.4, 0.4)])
+    z1, z2 = (grace.projector(grace.encoder(x, e)).double() for x, e in [(x1, e1), (x2, e2)])
+    perm = torch.randperm(50)
+    drawn, anchors = perm[:6], perm[6:]
+    negatives = F.normalize(torch.cat([z1[drawn], z2[drawn]]))
+
+    def semi(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        a, b = F.normalize(a), F.normalize(b)
+        pos = torch.exp((a * b).sum(1) / 0.4)
+        return -torch.log(pos / (pos + torch.exp(a @ negatives.T / 0.4).sum(1)))
+
+    expected = ((semi(z1[anchors], z2[anchors]) + semi(z2[anchors], z1[anchors])) / 2).mean()
+    torch.testing.assert_close(loss.double(), expected, rtol=1e-5, atol=1e-6)
+    loss.backward()
+    assert all(p.grad is not None for p in grace.encoder.parameters())
+    with pytest.raises(ValueError, match="num_negatives"):
+        make("grace", data.num_features, num_negatives=0)
+
+
 def test_grace_on_csr_features_equals_dense() -> None:
     # GRACE trains on CSR features (it only masks whole columns): same views, same loss and gradients
     data = toy(50, 16, seed=3)

@@ -4,6 +4,7 @@ views: two perturbations of the graph (edges dropped, feature columns masked, pe
 encoder: an online GNN with a predictor, and a target GNN that is an EMA of the online one; energy: cosine;
 objective: `neg_cosine` of each view's prediction against the target's embedding of the other view.
 No negatives: the asymmetric predictor and the slowly moving target keep the solution from collapsing.
+On a sampled subgraph the views are drawn on the subgraph and the objective is over its seed nodes.
 """
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from graphcl.core.checks import check_probability, check_rate, check_size
 from graphcl.core.heads import prediction_head
 from graphcl.core.losses import neg_cosine
 from graphcl.core.momentum import copy_as_target, cosine_schedule, ema_update
+from graphcl.graph.sampling import seed_rows
 from graphcl.graph.sparse import graph_inputs
-from graphcl.graph.views import edge_feature_view
+from graphcl.graph.gcn_views import EdgeFeatureViews
+from graphcl.graph.views import edge_feature_draws
 
 
 def reset_parameters(module: nn.Module) -> nn.Module:
@@ -40,6 +43,7 @@ class BGRL(nn.Module):
     """
 
     static_graph = False  # perturbs edges: a GCN must not cache its normalised adjacency
+    neighbor_sampling = True  # trains on NeighborLoader subgraphs (`data.loader: neighbor`)
 
     def __init__(self, encoder: nn.Module, hidden_channels: int, drop_edge_1: float = 0.5,
                  drop_edge_2: float = 0.3, drop_feature_1: float = 0.2, drop_feature_2: float = 0.5,
@@ -50,6 +54,7 @@ class BGRL(nn.Module):
         check_size("BGRL", allow_none=False, pred_hidden=pred_hidden)
         super().__init__()
         self.encoder = encoder
+        self.views = EdgeFeatureViews()  # sparse GCN products on whole graphs, shared by online and target
         self.predictor = prediction_head(hidden_channels, pred_hidden, norm=None, act="prelu")
         self.target = copy_as_target(encoder)
         if reinit_target:
@@ -58,10 +63,10 @@ class BGRL(nn.Module):
         self.rates = ((drop_edge_1, drop_feature_1), (drop_edge_2, drop_feature_2))
 
     def forward(self, batch: Data) -> Tensor:
-        views = [edge_feature_view(batch, *rates) for rates in self.rates]
-        p1, p2 = (self.predictor(self.encoder(*view)) for view in views)
+        draws = [edge_feature_draws(batch, *rates) for rates in self.rates]
+        p1, p2 = (self.predictor(seed_rows(batch, self.views(self.encoder, batch, d))) for d in draws)
         with torch.no_grad():
-            t1, t2 = (self.target(*view) for view in views)
+            t1, t2 = (seed_rows(batch, self.views(self.target, batch, d)) for d in draws)
         return neg_cosine(p1, t2) + neg_cosine(p2, t1)
 
     def after_step(self, step: int, total_steps: int) -> None:

@@ -3,6 +3,8 @@
 views: the graph and a corruption of it (node features shuffled over nodes);
 encoder: a GNN; energy: bilinear discriminator between node embeddings and the graph summary
 sigmoid(mean(h)); objective: `dgi_bce` (real nodes vs. corrupted nodes against the real summary).
+On a sampled subgraph the features are shuffled within the subgraph and the summary and the objective are over
+its seed nodes.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from graphcl.core.energy import BilinearDiscriminator
 from graphcl.core.losses import dgi_bce
 from graphcl.graph.encoders import basic_gnn, views_from_first_layer
+from graphcl.graph.sampling import seed_rows
 from graphcl.graph.sparse import SparseOperand, graph_inputs, permute_rows
 from graphcl.graph.views import node_permutation
 
@@ -31,6 +34,7 @@ class DGI(nn.Module):
 
     static_graph = True  # never perturbs edges: a full-batch GCN may cache its normalised adjacency
     sparse_features = True  # never edits features: train on CSR features
+    neighbor_sampling = True  # trains on NeighborLoader subgraphs (`data.loader: neighbor`)
 
     def __init__(self, encoder: nn.Module, hidden_channels: int) -> None:
         super().__init__()
@@ -41,7 +45,7 @@ class DGI(nn.Module):
     def forward(self, batch: Data) -> Tensor:
         x, adj = graph_inputs(batch)
         perm = node_permutation(batch.num_nodes, device=x.device)
-        pos, neg = self._encode_views(x, adj, perm)
+        pos, neg = (seed_rows(batch, h) for h in self._encode_views(x, adj, perm))
         summary = torch.sigmoid(pos.mean(dim=0))
         return dgi_bce(self.discriminator(pos, summary), self.discriminator(neg, summary))
 

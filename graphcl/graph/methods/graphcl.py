@@ -4,7 +4,8 @@ views: every graph of a mini-batch gets one augmentation drawn from a pool (`Ran
 dropping, subgraphs, edge perturbation, attribute masking); as in the official unsupervised TU code the
 other view is the original graph (`augment_both=True` augments both); encoder: a GNN whose node embeddings
 are pooled per graph (GIN with per-layer sum pools concatenated); head: Linear-ReLU-Linear; energy: cosine;
-objective: `info_nce` of each graph against the other view of every graph in the batch.
+objective: `info_nce` of each graph against the other view of every graph in the batch (gathered from all
+processes).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch
 
 from graphcl.core.checks import ArgumentError, check_choice, check_positive, check_size
+from graphcl.core.distributed import gather_with_grad
 from graphcl.core.heads import MLP
 from graphcl.core.losses import info_nce
 from graphcl.graph.readout import POOLS, graph_embeddings
@@ -56,7 +58,8 @@ class GraphCL(nn.Module):
         first = self.augment(batch) if self.augment_both else batch
         z1 = self.projector(graph_embeddings(self.encoder, first, self.pool))
         z2 = self.projector(graph_embeddings(self.encoder, self.augment(batch), self.pool))
-        return info_nce(z1, z2, temperature=self.temperature)
+        # negatives from every process's graphs: each computes the loss of the global batch (core.distributed)
+        return info_nce(gather_with_grad(z1), gather_with_grad(z2), temperature=self.temperature)
 
     def embed(self, batch: Batch) -> Tensor:
         return graph_embeddings(self.encoder, batch, self.pool)

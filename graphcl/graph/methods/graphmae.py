@@ -4,6 +4,9 @@ views: the graph with a random `mask_rate` fraction of nodes masked (features re
 token, or for a `replace_rate` share of them by another random node's features); encoder: a GNN on the
 masked features; decoder: encoder-to-decoder linear map, the masked nodes' codes re-masked to zero, then a
 one-layer GAT back to the input features; objective: `sce` (scaled cosine error) on the masked nodes only.
+On a sampled subgraph the seed nodes and the other nodes are masked separately, each at `mask_rate`: the loss is
+over the masked seeds (always int(mask_rate * B) of them), and every seed's neighbourhood is masked as densely
+as in full-batch training. The decoder passes messages too, so a sample spans one hop more than the encoder.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from torch_geometric.nn import GATConv, GATv2Conv
 from graphcl.core.checks import ArgumentError, check_positive, check_rate, check_size
 from graphcl.core.losses import sce
 from graphcl.graph.encoders import basic_gnn, build_encoder
+from graphcl.graph.sampling import num_seeds
 from graphcl.graph.sparse import graph_inputs
 
 
@@ -60,6 +64,8 @@ class GraphMAE(nn.Module):
     """
 
     static_graph = True  # never perturbs edges
+    neighbor_sampling = True  # trains on NeighborLoader subgraphs (`data.loader: neighbor`)
+    decoder_layers = 1  # message-passing layers after the encoder: a neighbour sample needs as many more hops
 
     def __init__(self, encoder: nn.Module, hidden_channels: int, mask_rate: float = 0.5,
                  replace_rate: float = 0.05, alpha: float = 2.0, in_drop: float = 0.0,
@@ -96,12 +102,23 @@ class GraphMAE(nn.Module):
         x, adj = graph_inputs(batch)
         if x.layout != torch.strided:
             x = x.to_dense()
-        masked_x, masked = mask_nodes(x, self.mask_token, self.mask_rate, self.replace_rate)
+        masked_x, masked, target = self._mask(x, num_seeds(batch))
         h = self.encoder(F.dropout(masked_x, self.in_drop, self.training), adj)
         code = self.encoder_to_decoder(h).index_fill(0, masked, 0.0)  # re-mask: decode from the neighbours
         recon = self.decoder(F.dropout(code, self.in_drop, self.training), adj)
-        self.last_masked = masked
-        return sce(recon[masked], x[masked], self.alpha)
+        self.last_masked = target
+        return sce(recon[target], x[target], self.alpha)
+
+    def _mask(self, x: Tensor, seeds: int) -> tuple[Tensor, Tensor, Tensor]:
+        """(masked x [N, F], masked node ids, the masked seeds' ids [M]) for a graph whose first `seeds` nodes
+        are its seeds: `mask_nodes` over all nodes when all are seeds, else over the seeds and over the rest
+        apart."""
+        if seeds == x.size(0):
+            masked_x, masked = mask_nodes(x, self.mask_token, self.mask_rate, self.replace_rate)
+            return masked_x, masked, masked
+        head, target = mask_nodes(x[:seeds], self.mask_token, self.mask_rate, self.replace_rate)
+        rest, others = mask_nodes(x[seeds:], self.mask_token, self.mask_rate, self.replace_rate)
+        return torch.cat([head, rest]), torch.cat([target, others + seeds]), target
 
     @torch.no_grad()
     def embed(self, batch: Data) -> Tensor:

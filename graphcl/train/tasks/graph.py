@@ -14,11 +14,13 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
 from graphcl.config import ConfigError
+from graphcl.core.distributed import world_size
 from graphcl.data.validate import check_graph_labels, validate_dataset
 from graphcl.evaluate import svm_cv
 from graphcl.graph.readout import graph_embeddings
 from graphcl.graph.views import MaskNodeFeatures, take_graphs
 from graphcl.train.build import build_method, method_class
+from graphcl.train.distributed import min_batch, same_order, shard
 from graphcl.train.tasks.node import load_run_dataset, registry_name, saved_encoder
 
 KEEP = ("x", "edge_index", "edge_attr", "y")  # the attributes a graph-level method reads
@@ -62,6 +64,9 @@ class GraphTask:
         if cfg.data.batch_size > len(slim):
             raise ConfigError(f"key 'data.batch_size' is {cfg.data.batch_size} but dataset {self.name!r} "
                               f"has only {len(slim)} graphs")
+        if world_size() > 1 and cfg.data.batch_size < min_batch():
+            raise ConfigError(f"key 'data.batch_size' is {cfg.data.batch_size}; {world_size()} processes need at "
+                              f"least {min_batch()} graphs per batch (two per process)")
 
     def _params(self, keys) -> dict:
         params = OmegaConf.to_container(self.cfg.model.params, resolve=True)
@@ -73,17 +78,21 @@ class GraphTask:
     @property
     def steps_per_epoch(self) -> int:
         n, size = self.graphs.num_graphs, self.cfg.data.batch_size
-        return n // size + (n % size > 1)  # a last batch of one graph is dropped
+        return n // size + (n % size >= min_batch())  # a last batch of one graph (per rank) is dropped
 
     def batches(self) -> Iterator[Batch]:
         """One epoch: the graphs in a random order (global RNG), `data.batch_size` at a time; a last batch of a
-        single graph is dropped (batch statistics over one graph are undefined)."""
+        single graph is dropped (batch statistics over one graph are undefined).
+
+        Under several processes the order is rank 0's, each rank takes its contiguous share of every batch (its
+        graphs, hence its node count, differ from the other ranks'), and a last batch with fewer than two graphs
+        per rank is dropped."""
         n, size = self.graphs.num_graphs, self.cfg.data.batch_size
-        order = torch.randperm(n).to(self.device)
+        order = same_order(torch.randperm(n).to(self.device))
         for start in range(0, n, size):
             index = order[start:start + size]
-            if index.numel() > 1 or n == 1:
-                yield take_graphs(self.graphs, index)
+            if index.numel() >= min_batch() or n == 1:
+                yield take_graphs(self.graphs, shard(index))
 
     def encoder_spec(self) -> tuple[str, dict[str, Any]]:
         return saved_encoder(self.cfg, self.num_features)

@@ -16,7 +16,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
+from graphcl.core.distributed import world_size
 from graphcl.evaluate.probes import knn_probe, linear_probe
+from graphcl.train.distributed import same_order, shard
 from graphcl.vision.backbones import BACKBONES, build_backbone
 from graphcl.vision.data import ImageData, load_images
 from graphcl.vision.views import ImageViews
@@ -27,7 +29,8 @@ HEAD_ARGS = {"projector_hidden": "proj_hidden", "projector_out": "proj_out", "pr
 
 
 class _Epoch:
-    """One epoch of `(images [B, C, H, W] float in [0, 1], indices [B])` on the device; `len()` = batches."""
+    """One epoch of `(images [B, C, H, W] float in [0, 1], indices [B])` on the device; `len()` = batches. Under
+    several processes each rank gets its `B / world_size` consecutive images of every global batch."""
 
     def __init__(self, images: Tensor, batch_size: int, order: Tensor) -> None:
         self.images, self.batch_size, self.order = images, batch_size, order
@@ -37,7 +40,7 @@ class _Epoch:
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         for i in range(len(self)):
-            idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+            idx = shard(self.order[i * self.batch_size:(i + 1) * self.batch_size])  # this rank's share
             yield self.images[idx].float().div_(255), idx
 
 
@@ -75,6 +78,9 @@ class ImageTask:
         if not 2 <= self.batch_size <= len(data.train_x):
             raise ValueError(f"key 'data.batch_size' is {self.batch_size}; it must lie in [2, {len(data.train_x)}] "
                              f"(the {self.name} train images), batch losses need two or more images")
+        if self.batch_size % world_size():  # equal shares: methods that average over their own rows stay exact
+            raise ValueError(f"key 'data.batch_size' is {self.batch_size}; with {world_size()} processes it must be "
+                             f"a multiple of {world_size()}")
         self.steps_per_epoch = len(data.train_x) // self.batch_size  # the last partial batch is dropped
         self.train_images = data.train_x.to(self.device)  # uint8 on the device: 47 MB for Fashion-MNIST
 
@@ -98,10 +104,11 @@ class ImageTask:
 
     def batches(self) -> _Epoch:
         """One epoch in a random order, drawn from a generator seeded by torch's global RNG (so a seeded run
-        and a resumed one repeat it); `data.batch_size` images per batch, the last partial batch dropped."""
+        and a resumed one repeat it; under several processes, rank 0's order); `data.batch_size` images per
+        global batch, the last partial batch dropped."""
         seed = int(torch.randint(0, 2**62, ()))
         order = torch.randperm(len(self.train_images), generator=torch.Generator().manual_seed(seed))
-        return _Epoch(self.train_images, self.batch_size, order.to(self.device))
+        return _Epoch(self.train_images, self.batch_size, same_order(order.to(self.device)))
 
     def encoder_spec(self) -> tuple[str, dict[str, Any]]:
         return "vision", dict(self.spec)

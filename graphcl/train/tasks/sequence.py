@@ -14,9 +14,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
+from graphcl.core.distributed import world_size
 from graphcl.data.sequences import ETT_SPLITS, SequenceSet, load_ett, load_fsdd, load_ucr_uea, standardize
 from graphcl.evaluate.sequence import ett_ridge, fsdd_probes, lag_windows, ts_svm
 from graphcl.sequence import CPC, SequenceBatch, SequenceView, build_sequence_encoder
+from graphcl.train.distributed import min_batch, same_order, shard
 
 ENCODER_OPTIONS = ("context", "context_channels", "context_layers", "heads", "pool_over", "kernel_size", "norm")
 EVAL_DEFAULTS = {
@@ -70,6 +72,9 @@ class SequenceTask:
         if self.kind != "ett":
             standardize(self.train, self.test)
         self.train_x, self.train_mask = self.train.x.to(self.device), self.train.mask.to(self.device)
+        if world_size() > 1 and min(int(cfg.data.batch_size), len(self.train_x)) < min_batch():
+            raise ValueError(f"key 'data.batch_size' is {cfg.data.batch_size} ({len(self.train_x)} training "
+                             f"sequences); {world_size()} processes need batches of at least {min_batch()}")
 
     def _load_ett(self, name: str, root) -> None:
         p = self.eval_params
@@ -115,13 +120,16 @@ class SequenceTask:
         return CPC(encoder, view=view, **_params(self.cfg, "model.params")).to(self.device)
 
     def batches(self) -> Iterator[SequenceBatch]:
+        """One epoch of `data.batch_size` sequences per global batch in a random order (seeded from the global
+        RNG; under several processes rank 0's order, each rank taking its contiguous share of every batch)."""
         g = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,))))  # from the seeded global RNG
-        order = torch.randperm(len(self.train_x), generator=g).to(self.device)
+        order = same_order(torch.randperm(len(self.train_x), generator=g).to(self.device))
         size = int(self.cfg.data.batch_size)
         for i in range(0, len(order), size):
             idx = order[i: i + size]
-            if len(idx) < 2 and len(order) > 1:  # a lone sequence has no in-batch negatives from others
+            if len(idx) < min_batch() and len(order) > 1:  # a lone sequence (per rank) has no in-batch negatives
                 continue
+            idx = shard(idx)
             yield SequenceBatch(*_trim(self.train_x[idx], self.train_mask[idx]))
 
     @torch.no_grad()

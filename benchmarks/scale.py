@@ -1,0 +1,152 @@
+"""Node-level methods at scale: method x graph x mode -> speed, peak memory and probe accuracy, one table.
+
+Graphs: Cora and the synthetic OGB-sized graphs `synthetic:arxiv-like` (169,343 nodes, 1,166,243 undirected
+pairs) and `synthetic:products-like` (2,449,029 nodes, 61,859,140 pairs), generated once into the cache.
+Modes: `full` (full-batch: sparse CSR adjacency, GCN propagation as sparse products, `info_nce` chunked)
+and `neighbor` (PyG `NeighborLoader` mini-batches, layer-wise full-graph inference for the probe).
+
+Every case runs in a child process of its own, through graphcl's own task and method code (what `graphcl
+train` runs), so its peak memory is its own: peak RSS of the process (data included) on CPU, the CUDA
+allocator's peak on GPU. Speed: seconds per full-batch epoch, or seed nodes per second over the timed
+mini-batches, after one warm-up step. Probe: `--probe-epochs` more epochs of training (all mini-batches of
+an epoch in `neighbor` mode), then the protocol of the graph (Cora: public split; synthetic: their OGB-style
+split, logistic regression with C chosen on validation). All methods share one encoder per graph: a GCN of
+`--layers` layers and `--hidden` units (Cora: 512 for DGI as in its paper).
+
+    python benchmarks/scale.py --graphs cora,arxiv-like --methods dgi,bgrl,ccassg,grace --modes full
+    python benchmarks/scale.py --graphs products-like --methods dgi,bgrl --modes neighbor --steps 20
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+GRAPHS = {"cora": "Cora", "arxiv-like": "synthetic:arxiv-like", "products-like": "synthetic:products-like"}
+# GRACE's all-pairs loss in chunks of this many anchors: O(chunk x N) live scores, never N x N.
+METHOD_PARAMS = {"grace": {"chunk_size": 2048}, "dgi": {}, "bgrl": {}, "ccassg": {}, "graphmae": {}}
+
+
+def config(method: str, graph: str, mode: str, args) -> dict:
+    """The run config of one case (`graphcl.config.config_from_dict`)."""
+    data = {"name": GRAPHS[graph], "loader": mode}
+    if mode == "neighbor":
+        data.update(batch_size=args.batch_size, num_neighbors=[args.fanout] * args.layers)
+    encoder = {"name": "gcn", "hidden_channels": args.hidden, "num_layers": args.layers, "act": "prelu"}
+    protocol = "public" if graph == "cora" else "ogb"
+    return {"data": data, "model": {"method": method, "encoder": encoder, "params": METHOD_PARAMS[method]},
+            "optim": {"name": "adam", "lr": args.lr}, "trainer": {"device": args.device, "progress": False},
+            "eval": {"protocol": protocol}, "seeds": [0]}
+
+
+def run_case(method: str, graph: str, mode: str, args) -> dict:
+    """Child process: time training steps and (optionally) probe; returns the row as a dict."""
+    import torch
+
+    from graphcl.config import config_from_dict
+    from graphcl.train.build import build_optimizer
+    from graphcl.train.checkpoint import seed_everything
+    from graphcl.train.tasks import get_task
+    from graphcl.train.trainer import peak_memory_mb, reset_peak_memory, resolve_device
+
+    device = resolve_device(args.device)
+    cfg = config_from_dict(config(method, graph, mode, args))
+    start = time.perf_counter()
+    task = get_task(cfg, device)
+    load_seconds = time.perf_counter() - start
+    seed_everything(0)
+    method_ = task.build_method().to(device)
+    optimizer = build_optimizer(cfg, method_.parameters())
+    total = args.steps if mode == "neighbor" else args.epochs
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    def step(batch, i: int) -> None:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda" and args.amp):
+            loss = method_(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if hasattr(method_, "after_step"):
+            method_.after_step(i, total + 1)
+        loss.item()
+
+    reset_peak_memory(device)
+    method_.train()
+    seconds, seeds, i = 0.0, 0, 0
+    while i <= total:  # step 0 is the warm-up
+        for batch in task.batches():
+            batch = batch.to(device) if mode == "neighbor" else batch
+            sync()
+            t = time.perf_counter()
+            step(batch, i)
+            sync()
+            if i > 0:
+                seconds += time.perf_counter() - t
+                seeds += int(getattr(batch, "batch_size", batch.num_nodes))
+            i += 1
+            if i > total:
+                break
+    row = {"method": method, "graph": graph, "mode": mode, "load_s": load_seconds,
+           "s_per_epoch": seconds / total if mode == "full" else None,
+           "seeds_per_s": seeds / seconds if mode == "neighbor" else None,
+           "peak_mb": peak_memory_mb(device), "probe": None}
+    if args.probe_epochs:
+        for _ in range(args.probe_epochs):
+            for batch in task.batches():
+                step(batch.to(device) if mode == "neighbor" else batch, total)
+        row["probe"] = 100 * task.evaluate(method_.encoder, seed=0)["test"]
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--graphs", default="cora,arxiv-like")
+    p.add_argument("--methods", default="dgi,bgrl,ccassg,grace")
+    p.add_argument("--modes", default="full")
+    p.add_argument("--epochs", type=int, default=3, help="timed full-batch epochs")
+    p.add_argument("--steps", type=int, default=20, help="timed mini-batches")
+    p.add_argument("--probe-epochs", type=int, default=0, help="epochs trained before the probe (0: no probe)")
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--fanout", type=int, default=10)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
+    p.add_argument("--case", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.case:  # child process
+        print(json.dumps(run_case(*args.case.split(","), args)))
+        return
+    import torch
+
+    threads = os.environ.get("OMP_NUM_THREADS", str(torch.get_num_threads()))
+    device = torch.cuda.get_device_name(0) if args.device == "cuda" else f"CPU, {threads} threads"
+    print(f"# {device}, torch {torch.__version__}; GCN {args.layers}x{args.hidden}; full: {args.epochs} timed "
+          f"epochs; neighbor: {args.steps} timed batches of {args.batch_size} seeds, fan-out {args.fanout}")
+    print("| method | graph | mode | s/epoch | seed nodes/s | peak memory (MB) | probe acc. (%) | load (s) |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
+    forwarded = [a for a in sys.argv[1:]]
+    for graph in args.graphs.split(","):
+        for mode in args.modes.split(","):
+            for method in args.methods.split(","):
+                out = subprocess.run([sys.executable, __file__, *forwarded, "--case", f"{method},{graph},{mode}"],
+                                     capture_output=True, text=True)
+                if out.returncode != 0:
+                    error = (out.stderr.strip().splitlines() or ["?"])[-1]
+                    print(f"| {method} | {graph} | {mode} | failed: {error} | | | | |", flush=True)
+                    continue
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                fmt = lambda v, f: "—" if v is None else format(v, f)  # noqa: E731
+                print(f"| {method} | {graph} | {mode} | {fmt(r['s_per_epoch'], '.3f')} | {fmt(r['seeds_per_s'], ',.0f')} "
+                      f"| {r['peak_mb']:.0f} | {fmt(r['probe'], '.2f')} | {r['load_s']:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
