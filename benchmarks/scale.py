@@ -8,7 +8,7 @@ and `neighbor` (PyG `NeighborLoader` mini-batches, layer-wise full-graph inferen
 Every case runs in a child process of its own, through graphcl's own task and method code (what `graphcl
 train` runs), so its peak memory is its own: peak RSS of the process (data included) on CPU, the CUDA
 allocator's peak on GPU. Speed: seconds per full-batch epoch, or seed nodes per second over the timed
-mini-batches, after one warm-up step. Probe: `--probe-epochs` more epochs of training (all mini-batches of
+mini-batches, after `--warmup` untimed steps. Probe: `--probe-epochs` more epochs of training (all mini-batches of
 an epoch in `neighbor` mode), then the protocol of the graph (Cora: public split; synthetic: their OGB-style
 split, logistic regression with C chosen on validation). All methods share one encoder per graph: a GCN of
 `--layers` layers and `--hidden` units (Cora: 512 for DGI as in its paper).
@@ -27,7 +27,7 @@ import time
 
 GRAPHS = {"cora": "Cora", "arxiv-like": "synthetic:arxiv-like", "products-like": "synthetic:products-like"}
 # GRACE's all-pairs loss in chunks of this many anchors: O(chunk x N) live scores, never N x N.
-METHOD_PARAMS = {"grace": {"chunk_size": 2048}, "dgi": {}, "bgrl": {}, "ccassg": {}, "graphmae": {}}
+METHOD_PARAMS = {"grace": {"chunk_size": 512}, "dgi": {}, "bgrl": {}, "ccassg": {}, "graphmae": {}}
 
 
 def config(method: str, graph: str, mode: str, args) -> dict:
@@ -37,7 +37,10 @@ def config(method: str, graph: str, mode: str, args) -> dict:
         data.update(batch_size=args.batch_size, num_neighbors=[args.fanout] * args.layers)
     encoder = {"name": "gcn", "hidden_channels": args.hidden, "num_layers": args.layers, "act": "prelu"}
     protocol = "public" if graph == "cora" else "ogb"
-    return {"data": data, "model": {"method": method, "encoder": encoder, "params": METHOD_PARAMS[method]},
+    params = dict(METHOD_PARAMS[method])
+    if method == "grace" and args.num_negatives:
+        params["num_negatives"] = args.num_negatives
+    return {"data": data, "model": {"method": method, "encoder": encoder, "params": params},
             "optim": {"name": "adam", "lr": args.lr}, "trainer": {"device": args.device, "progress": False},
             "eval": {"protocol": protocol}, "seeds": [0]}
 
@@ -78,8 +81,9 @@ def run_case(method: str, graph: str, mode: str, args) -> dict:
 
     reset_peak_memory(device)
     method_.train()
-    seconds, seeds, i = 0.0, 0, 0
-    while i <= total:  # step 0 is the warm-up
+    seconds, seeds = 0.0, 0
+    i = 1 - args.warmup  # steps before 1 are warm-up
+    while i <= total:
         for batch in task.batches():
             batch = batch.to(device) if mode == "neighbor" else batch
             sync()
@@ -111,12 +115,14 @@ def main() -> None:
     p.add_argument("--modes", default="full")
     p.add_argument("--epochs", type=int, default=3, help="timed full-batch epochs")
     p.add_argument("--steps", type=int, default=20, help="timed mini-batches")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     p.add_argument("--probe-epochs", type=int, default=0, help="epochs trained before the probe (0: no probe)")
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--fanout", type=int, default=10)
+    p.add_argument("--num-negatives", type=int, default=0, help="GRACE: sampled negatives (0: all, chunked)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
     p.add_argument("--case", help=argparse.SUPPRESS)
@@ -138,15 +144,15 @@ def main() -> None:
             for method in args.methods.split(","):
                 out = subprocess.run([sys.executable, __file__, *forwarded, "--case", f"{method},{graph},{mode}"],
                                      capture_output=True, text=True)
+                name = f"{method} ({args.num_negatives} neg.)" if method == "grace" and args.num_negatives else method
                 if out.returncode != 0:
                     error = (out.stderr.strip().splitlines() or ["?"])[-1]
-                    print(f"| {method} | {graph} | {mode} | failed: {error} | | | | |", flush=True)
+                    print(f"| {name} | {graph} | {mode} | failed: {error} | | | | |", flush=True)
                     continue
                 r = json.loads(out.stdout.strip().splitlines()[-1])
                 fmt = lambda v, f: "—" if v is None else format(v, f)  # noqa: E731
-                print(f"| {method} | {graph} | {mode} | {fmt(r['s_per_epoch'], '.3f')} | {fmt(r['seeds_per_s'], ',.0f')} "
+                print(f"| {name} | {graph} | {mode} | {fmt(r['s_per_epoch'], '.3f')} | {fmt(r['seeds_per_s'], ',.0f')} "
                       f"| {r['peak_mb']:.0f} | {fmt(r['probe'], '.2f')} | {r['load_s']:.1f} |", flush=True)
-
 
 if __name__ == "__main__":
     main()

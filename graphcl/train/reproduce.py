@@ -94,11 +94,16 @@ def with_section(text: str, name: str, table: str) -> str:
 
 
 def _same_config(run_dir: Path, cfg) -> bool:
-    """The run dir's config equals `cfg` in everything but display settings (the progress bar)."""
+    """The run dir's config equals `cfg` in everything but display settings (the progress bar). The saved config
+    is read through the current schema, so keys added to graphcl since the run took their defaults in it."""
     saved = run_dir / "config.yaml"
     if not saved.is_file():
         return False
-    a, b = yaml.safe_load(saved.read_text()), yaml.safe_load(to_yaml(cfg))
+    try:
+        a = yaml.safe_load(to_yaml(load_config(saved)))
+    except ConfigError:  # a key this graphcl no longer knows: another run
+        return False
+    b = yaml.safe_load(to_yaml(cfg))
     for c in (a, b):
         c.get("trainer", {}).pop("progress", None)
     return a == b

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 from torch_geometric.data import Batch
@@ -252,3 +253,17 @@ def test_suites_rewrite_only_their_own_section(tmp_path, shared_datasets) -> Non
                       output=str(page), log=lambda *_: None)
     assert "| graphcl | MUTAG |" in table and "| 1 | svm_cv (accuracy) | 86.8 |" in table
     assert "old b" in page.read_text() and "<!-- suite mini -->" in page.read_text()
+
+    # a finished run is reused when its saved config lacks keys added to the schema since (they take their
+    # defaults) and differs only in display settings; a changed setting makes it another run
+    saved = tmp_path / "runs" / "mini" / "graphcl-mutag" / "config.yaml"
+    cfg = yaml.safe_load(saved.read_text())
+    del cfg["eval"]["inference"]
+    cfg["trainer"]["progress"] = True
+    saved.write_text(yaml.safe_dump(cfg))
+    again = lambda extra=(): run_suite(suite, tmp_path / "runs", ["trainer.epochs=1", "seeds=[0]",  # noqa: E731
+                                                                  "trainer.progress=false",
+                                                                  f"data.root={shared_datasets}", *extra],
+                                       output=str(page), only=["none"], log=lambda *_: None)
+    assert again() == table
+    assert "not run yet" in again(["optim.lr=0.5"])
