@@ -5,10 +5,11 @@ pairs) and `synthetic:products-like` (2,449,029 nodes, 61,859,140 pairs), genera
 Modes: `full` (full-batch: sparse CSR adjacency, GCN propagation as sparse products, `info_nce` chunked)
 and `neighbor` (PyG `NeighborLoader` mini-batches, layer-wise full-graph inference for the probe).
 
-Every case runs in a child process of its own, through graphcl's own task and method code (what `graphcl
+Every case runs in a child process of its own, through graphcl's own task, method and `Trainer` (what `graphcl
 train` runs), so its peak memory is its own: peak RSS of the process (data included) on CPU, the CUDA
 allocator's peak on GPU. Speed: seconds per full-batch epoch, or seed nodes per second over the timed
-mini-batches, after `--warmup` untimed steps. Probe: `--probe-epochs` more epochs of training (all mini-batches of
+mini-batches (sampling included), after `--warmup` untimed epochs (in `neighbor` mode an epoch here is `--steps`
+mini-batches). Probe: `--probe-epochs` more epochs of training (all mini-batches of
 an epoch in `neighbor` mode), then the protocol of the graph (Cora: public split; synthetic: their OGB-style
 split, logistic regression with C chosen on validation). All methods share one encoder per graph: a GCN of
 `--layers` layers and `--hidden` units (Cora: 512 for DGI as in its paper).
@@ -46,14 +47,14 @@ def config(method: str, graph: str, mode: str, args) -> dict:
 
 
 def run_case(method: str, graph: str, mode: str, args) -> dict:
-    """Child process: time training steps and (optionally) probe; returns the row as a dict."""
-    import torch
+    """Child process: time training with graphcl's `Trainer` and (optionally) probe; returns the row as a dict."""
+    from itertools import count, islice
 
     from graphcl.config import config_from_dict
     from graphcl.train.build import build_optimizer
     from graphcl.train.checkpoint import seed_everything
     from graphcl.train.tasks import get_task
-    from graphcl.train.trainer import peak_memory_mb, reset_peak_memory, resolve_device
+    from graphcl.train.trainer import Trainer, peak_memory_mb, reset_peak_memory, resolve_device
 
     device = resolve_device(args.device)
     cfg = config_from_dict(config(method, graph, mode, args))
@@ -61,50 +62,29 @@ def run_case(method: str, graph: str, mode: str, args) -> dict:
     task = get_task(cfg, device)
     load_seconds = time.perf_counter() - start
     seed_everything(0)
-    method_ = task.build_method().to(device)
-    optimizer = build_optimizer(cfg, method_.parameters())
-    total = args.steps if mode == "neighbor" else args.epochs
+    model = task.build_method().to(device)
+    optimizer = build_optimizer(cfg, model.parameters())
 
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    def step(batch, i: int) -> None:
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda" and args.amp):
-            loss = method_(batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if hasattr(method_, "after_step"):
-            method_.after_step(i, total + 1)
-        loss.item()
+    def train(batches, epochs: int, steps_per_epoch: int) -> list[float]:
+        """Seconds of each of `epochs` epochs of `batches()` (sampling included), as `graphcl train` steps them."""
+        seconds: list[float] = []
+        Trainer(model, optimizer, batches, epochs=epochs, device=device, amp=args.amp, progress=False,
+                steps_per_epoch=steps_per_epoch, on_epoch=lambda row: seconds.append(row["seconds"])).fit()
+        return seconds
 
     reset_peak_memory(device)
-    method_.train()
-    seconds, seeds = 0.0, 0
-    i = 1 - args.warmup  # steps before 1 are warm-up
-    while i <= total:
-        for batch in task.batches():
-            batch = batch.to(device) if mode == "neighbor" else batch
-            sync()
-            t = time.perf_counter()
-            step(batch, i)
-            sync()
-            if i > 0:
-                seconds += time.perf_counter() - t
-                seeds += int(getattr(batch, "batch_size", batch.num_nodes))
-            i += 1
-            if i > total:
-                break
-    row = {"method": method, "graph": graph, "mode": mode, "load_s": load_seconds,
-           "s_per_epoch": seconds / total if mode == "full" else None,
-           "seeds_per_s": seeds / seconds if mode == "neighbor" else None,
-           "peak_mb": peak_memory_mb(device), "probe": None}
+    if mode == "neighbor":  # an "epoch" here is `--steps` mini-batches, running on into the task's next epochs
+        endless = (batch for _ in count() for batch in task.batches())
+        timed = train(lambda: islice(endless, args.steps), args.warmup + 1, args.steps)[args.warmup:]
+        seeds = args.steps * cfg.data.batch_size  # full batches only: the last partial one is dropped
+        row = {"s_per_epoch": None, "seeds_per_s": seeds / timed[0]}
+    else:
+        timed = train(task.batches, args.warmup + args.epochs, 1)[args.warmup:]
+        row = {"s_per_epoch": sum(timed) / len(timed), "seeds_per_s": None}
+    row.update(method=method, graph=graph, mode=mode, load_s=load_seconds, peak_mb=peak_memory_mb(device), probe=None)
     if args.probe_epochs:
-        for _ in range(args.probe_epochs):
-            for batch in task.batches():
-                step(batch.to(device) if mode == "neighbor" else batch, total)
-        row["probe"] = 100 * task.evaluate(method_.encoder, seed=0)["test"]
+        train(task.batches, args.probe_epochs, task.steps_per_epoch)
+        row["probe"] = 100 * task.evaluate(model.encoder, seed=0)["test"]
     return row
 
 
@@ -115,7 +95,7 @@ def main() -> None:
     p.add_argument("--modes", default="full")
     p.add_argument("--epochs", type=int, default=3, help="timed full-batch epochs")
     p.add_argument("--steps", type=int, default=20, help="timed mini-batches")
-    p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    p.add_argument("--warmup", type=int, default=1, help="untimed epochs first (neighbor: of --steps batches)")
     p.add_argument("--probe-epochs", type=int, default=0, help="epochs trained before the probe (0: no probe)")
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=2)
@@ -138,11 +118,10 @@ def main() -> None:
           f"epochs; neighbor: {args.steps} timed batches of {args.batch_size} seeds, fan-out {args.fanout}")
     print("| method | graph | mode | s/epoch | seed nodes/s | peak memory (MB) | probe acc. (%) | load (s) |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
-    forwarded = [a for a in sys.argv[1:]]
     for graph in args.graphs.split(","):
         for mode in args.modes.split(","):
             for method in args.methods.split(","):
-                out = subprocess.run([sys.executable, __file__, *forwarded, "--case", f"{method},{graph},{mode}"],
+                out = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--case", f"{method},{graph},{mode}"],
                                      capture_output=True, text=True)
                 name = f"{method} ({args.num_negatives} neg.)" if method == "grace" and args.num_negatives else method
                 if out.returncode != 0:

@@ -10,12 +10,7 @@ from graphcl.core.losses import cca_ssg
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")  # see conftest.py
 
 
 def randn(*shape: int, seed: int = 0, dtype: torch.dtype = F64) -> torch.Tensor:

@@ -13,12 +13,7 @@ from graphcl.sequence.steps import StepPredictors
 DT = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")  # see conftest.py
 
 
 def _inputs(seed: int, lengths, t_max: int = 9, d: int = 5, h: int = 4, steps: int = 3):

@@ -151,7 +151,8 @@ class NodeTask:
         process takes its contiguous share (`shard`), so the processes together step through one global batch."""
         size = self.cfg.data.batch_size
         order = same_order(torch.randperm(self.data.num_nodes))[: self.steps_per_epoch * size]
-        return torch.cat([shard(batch) for batch in order.view(self.steps_per_epoch, size)])
+        mine = shard(torch.arange(size))  # this process's columns of every global batch
+        return order.view(self.steps_per_epoch, size)[:, mine].reshape(-1)
 
     def _sampled_batch(self, batch: Data) -> Data:
         """A sampled subgraph on the device, with CSR features where the method and encoder take them (bag-of-words
