@@ -8,7 +8,14 @@ For each config given (configs/cpc/<dataset>.yaml):
   * FSDD only:  MFCC features (librosa, optional: `pip install librosa`) + the same logistic-regression probes;
   * ETT only:   ridge on the raw lag window (window length chosen on the validation segment).
 
-    GRAPHCL_DATA=../shared/datasets python benchmarks/sequence_baselines.py configs/cpc/ecg200.yaml [...] [--seeds 0 1]
+    GRAPHCL_DATA=../shared/datasets python benchmarks/sequence_baselines.py configs/cpc/ecg200.yaml [...] \
+        [--seeds 0 1] [--save runs/sequences]
+
+Figures are in results.json's units (accuracy in percent, MSE as is). `--save runs/sequences` (the sequence suite's
+run root) merges each dataset's baselines into runs/sequences/baselines.json as soon as that dataset is done,
+keeping the other datasets; `graphcl reproduce configs/suites/sequences.yaml` prints them in the results table's
+"baselines (same protocol)" column (test figure, plus the suite's `show` figures: speaker and few-shot accuracy,
+MSE per horizon).
 """
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ from torch import nn
 from graphcl.data.sequences import ETT_SPLITS
 from graphcl.evaluate.sequence import ETT_HORIZONS, ett_ridge, fsdd_probes, lag_windows
 from graphcl.sequence import SequenceView, build_sequence_encoder
+from graphcl.train.reproduce import baseline_figures, save_baselines
 from graphcl.train.tasks.sequence import SequenceTask, _params
 
 
@@ -85,7 +93,8 @@ def mfcc_features(task: SequenceTask, n_mfcc: int = 20) -> tuple[np.ndarray, np.
 
 
 def raw_window_ridge(task: SequenceTask) -> dict:
-    """Ridge on the last W raw (standardised) values of the target, W in {24, 48, 96, 168, 336} chosen on val."""
+    """Ridge on the last W raw (standardised) values of the target, W in {24, 48, 96, 168, 336} chosen on val;
+    the figures of `task.evaluate` on ETT (test, val, mse_H, mae_H) and the window."""
     best = None
     for w in (24, 48, 96, 168, 336):
         feats = torch.zeros(task.series.shape[1], w)
@@ -94,15 +103,18 @@ def raw_window_ridge(task: SequenceTask) -> dict:
         r = ett_ridge(feats, task.target, ETT_SPLITS, horizons=task.eval_params["horizons"], first=335)
         if best is None or r["val"] < best[1]["val"]:
             best = (w, r)
-    best[1]["window"] = best[0]
-    return best[1]
+    w, r = best
+    return {"protocol": "ett_ridge", "metric": "mse", "test": r["test"], "val": r["val"], "window": w,
+            **{f"{k}_{h}": v for k in ("mse", "mae") for h, v in r[k].items()}}
 
 
-def fmt(r: dict, kind: str) -> str:
+def fmt(figures: dict, kind: str) -> str:
+    """A `baseline_figures` entry as the printed table shows it."""
     if kind == "ett":
-        return " / ".join(f"{r['mse'][h]:.3f}" if "mse" in r else f"{r[f'mse_{h}']:.3f}" for h in ETT_HORIZONS)
-    extra = f", speaker {100 * r['speaker_test']:.1f}, few-shot {100 * r['few_shot']:.1f}" if "speaker_test" in r else ""
-    return f"{100 * r['test']:.1f}{extra}"
+        return " / ".join(f"{figures[f'mse_{h}']:.3f}" for h in ETT_HORIZONS)
+    extra = (f", speaker {figures['speaker_test']:.1f}, few-shot {figures['few_shot']:.1f}"
+             if "speaker_test" in figures else "")
+    return f"{figures['test']:.1f}{extra}"
 
 
 def main() -> None:
@@ -110,6 +122,9 @@ def main() -> None:
     ap.add_argument("configs", nargs="+")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--skip-supervised", action="store_true")
+    ap.add_argument("--save", metavar="SUITE_ROOT", default=None,
+                    help="merge the figures into SUITE_ROOT/baselines.json (e.g. runs/sequences), the suite's "
+                    "run root, for `graphcl reproduce`")
     args = ap.parse_args()
     torch.set_num_threads(1)
     print("| dataset | baseline | seeds | test (accuracy %, or MSE per horizon 24/48/168/336/720) | seconds |")
@@ -118,17 +133,20 @@ def main() -> None:
         cfg = OmegaConf.load(path)
         cfg = OmegaConf.merge({"data": {"root": None}, "model": {"encoder": {"out_channels": None, "options": {}}}}, cfg)
         task = SequenceTask(cfg, torch.device("cpu"))
+        saved = {}
+
+        def row(label: str, figures: dict, seeds: str, start: float, note: str = "") -> None:
+            saved[label] = figures
+            print(f"| {task.name} | {label}{note} | {seeds} | {fmt(figures, task.kind)} | "
+                  f"{time.perf_counter() - start:.0f} |", flush=True)
+
         kinds = [("random init", lambda s: random_encoder(task, s))]
         if not args.skip_supervised:
             kinds.append(("supervised", lambda s: supervised_encoder(task, cfg, s)))
         for label, make in kinds:
-            start, results = time.perf_counter(), []
-            for s in args.seeds:
-                results.append(task.evaluate(make(s), s))
-            keys = [k for k in results[0] if isinstance(results[0][k], float)]
-            mean = {k: float(np.mean([r[k] for r in results])) for k in keys}
-            print(f"| {task.name} | {label} | {len(args.seeds)} | {fmt(mean, task.kind)} | "
-                  f"{time.perf_counter() - start:.0f} |", flush=True)
+            start = time.perf_counter()
+            figures = baseline_figures([task.evaluate(make(s), s) for s in args.seeds])
+            row(label, figures, str(len(args.seeds)), start)
         if task.kind == "fsdd":
             start = time.perf_counter()
             feats = mfcc_features(task)
@@ -137,13 +155,13 @@ def main() -> None:
             else:
                 r = fsdd_probes(feats[0], task.train.y, task.train.extra["speaker"], feats[1], task.test.y,
                                 task.test.extra["speaker"])
-                print(f"| {task.name} | MFCC + logistic regression | - | {fmt(r, 'fsdd')} | "
-                      f"{time.perf_counter() - start:.0f} |", flush=True)
+                row("MFCC + logistic regression", baseline_figures([{"metric": "accuracy", **r}]), "-", start)
         if task.kind == "ett":
             start = time.perf_counter()
-            r = raw_window_ridge(task)
-            print(f"| {task.name} | ridge on raw window (W = {r['window']}) | - | {fmt(r, 'ett')} | "
-                  f"{time.perf_counter() - start:.0f} |", flush=True)
+            r = raw_window_ridge(task)  # W, chosen on val, is saved as the figure "window"
+            row("ridge on raw window", baseline_figures([r]), "-", start, f" (W = {r['window']})")
+        if args.save and saved:
+            print(f"merged into {save_baselines(args.save, task.name, saved)} ({task.name})", flush=True)
 
 
 if __name__ == "__main__":

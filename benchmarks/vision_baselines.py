@@ -7,7 +7,11 @@ cosine kNN (k = 200). SSL rows come from finished run directories (`graphcl trai
 --out runs/vision/<m>`): their `results.json` linear-probe figure, and a kNN recomputed from `encoder.pt`.
 
     GRAPHCL_DATA=../shared/datasets python benchmarks/vision_baselines.py --config configs/simclr/fashion_mnist.yaml \
-        [--runs runs/vision/*] [--skip raw,random,supervised] [--threads 1]
+        [--runs runs/vision/*] [--skip raw,random,supervised] [--threads 1] [--save runs/vision]
+
+`--save runs/vision` (the vision suite's run root) merges the baselines' figures into runs/vision/baselines.json
+under the dataset's name, keeping the other datasets; `graphcl reproduce configs/suites/vision.yaml` prints them in
+the results table's "baselines (same protocol)" column.
 
 The backbone, its width, the batch size, epochs (unless `--epochs`) and C grid are those of `--config`.
 """
@@ -63,12 +67,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS / OpenMP threads")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--save", metavar="SUITE_ROOT", default=None,
+                        help="merge the figures into SUITE_ROOT/baselines.json (e.g. runs/vision), the suite's "
+                        "run root, for `graphcl reproduce`")
     args = parser.parse_args(argv)
 
     import torch
 
     from graphcl.config import load_config
     from graphcl.evaluate.probes import knn_probe
+    from graphcl.train.reproduce import baseline_figures, save_baselines
     from graphcl.train.tasks.image import ImageTask, probe_features
     from graphcl.vision.backbones import build_backbone
 
@@ -85,13 +93,14 @@ def main(argv: list[str] | None = None) -> None:
     knn_k, knn_t = int(task.eval_params["knn_k"]), float(task.eval_params["knn_temperature"])
     skip = set(filter(None, args.skip.split(",")))
     epochs = int(args.epochs or cfg.trainer.epochs)
-    rows = []
+    rows, saved = [], {}
 
     def probe(name: str, train, test, seconds: float, note: str = "") -> None:
         start = time.perf_counter()
         r = probe_features(train, task.data.train_y, test, task.data.test_y, fit_rows, val_rows, c_grid, max_iter,
                            args.seed, knn_k, knn_t)
         rows.append((name, 100 * r["test"], 100 * r["val"], 100 * r["knn"], r["C"], seconds, note))
+        saved[name] = baseline_figures([r])
         print(f"{name}: linear test {100 * r['test']:.2f} (val {100 * r['val']:.2f}, C {r['C']:g}), "
               f"kNN {100 * r['knn']:.2f}; probe {time.perf_counter() - start:.0f} s", flush=True)
 
@@ -132,6 +141,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, test, val, knn, c, seconds, note in rows:
         c_text = "" if c is None else f"{c:g}"
         print(f"| {name} | {test:.2f} | {val:.2f} | {knn:.2f} | {c_text} | {seconds:.0f} | {note} |")
+    if args.save and saved:
+        print(f"\nmerged {', '.join(saved)} into {save_baselines(args.save, task.name, saved)} ({task.name})")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,13 @@ A suite is a YAML file:
       - config: configs/dgi/cora.yaml
         published: {mean: 82.3, std: 0.6}
         source: DGI paper (Velickovic et al., ICLR 2019), Table 2
+        show: {speaker: speaker_test, "MSE 24/48": [mse_24, mse_48]}   # optional: results["extra"] figures
+
+`show` maps a label to one key of results.json's "extra" (printed as mean ± std) or to a list of keys (means,
+joined by " / "); the table then gets a column "other figures (ours)". When the suite's run root
+(`<out>/<name>/`) holds a `baselines.json` ({dataset: {baseline label: {"metric", "test", other figures}}}, as
+`benchmarks/vision_baselines.py` and `benchmarks/sequence_baselines.py` write it with `--save`), a column
+"baselines (same protocol)" lists each baseline's test figure (and its `show` figures) beside the row.
 
 Finished runs (a `results.json` whose `config.yaml` equals the config to run) are reused, so an
 interrupted suite continues where it stopped. Several suites may share one output file: each owns the
@@ -16,9 +23,10 @@ section between its markers and rewrites only that.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import yaml
 
@@ -39,10 +47,67 @@ def read_suite(path: str | os.PathLike) -> dict:
     for i, entry in enumerate(suite["runs"]):
         if not isinstance(entry, dict) or "config" not in entry:
             raise ConfigError(f"suite '{path}': runs[{i}] needs a 'config' key")
-        unknown = set(entry) - {"config", "published", "source", "overrides"}
+        unknown = set(entry) - {"config", "published", "source", "overrides", "show"}
         if unknown:
             raise ConfigError(f"suite '{path}': unknown key 'runs[{i}].{sorted(unknown)[0]}'")
+        show = entry.get("show", {})
+        if not isinstance(show, dict) or not all(
+                isinstance(k, str) or (isinstance(k, list) and k and all(isinstance(x, str) for x in k))
+                for k in show.values()):
+            raise ConfigError(f"suite '{path}': runs[{i}].show must map labels to a key of results.json's "
+                              "'extra' or to a list of such keys")
     return suite
+
+
+# -- baselines.json: reference figures on the same protocol, beside the suite's rows ----------------
+BASELINES = "baselines.json"
+
+
+def read_baselines(root: str | os.PathLike) -> dict:
+    """`root/baselines.json` as {dataset: {label: {"metric", "test", other figures}}}; {} when absent."""
+    path = Path(root) / BASELINES
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"malformed baselines file '{path}': {str(e).splitlines()[0]}") from None
+    if not (isinstance(data, dict) and all(
+            isinstance(labels, dict) and all(isinstance(b, dict) and _number(b.get("test")) for b in labels.values())
+            for labels in data.values())):
+        raise ConfigError(f"malformed baselines file '{path}': expected {{dataset: {{label: {{\"test\": number, "
+                          "...}}}}")
+    return data
+
+
+def save_baselines(root: str | os.PathLike, dataset: str, figures: Mapping[str, dict]) -> Path:
+    """Merge `figures` ({label: `baseline_figures(...)`}) into `root/baselines.json` under `dataset` (its name in
+    results.json), keeping the other datasets and labels; written atomically. Returns the file's path."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    data = read_baselines(root)
+    data.setdefault(dataset, {}).update(figures)
+    atomic_write(root / BASELINES, lambda f: f.write(json.dumps(data, indent=2) + "\n"), mode="w")
+    return root / BASELINES
+
+
+def baseline_figures(results: Sequence[dict]) -> dict:
+    """A baseline's entry from its protocol results (one per seed, each with "metric"): the metric, the number of
+    seeds and the mean over seeds of every figure, in results.json's units (accuracies in percent)."""
+    from graphcl.train.run import shown
+
+    keys = [k for k in results[0] if all(_number(r.get(k)) for r in results)]
+    return {"metric": results[0]["metric"], "seeds": len(results),
+            **{k: sum(shown(r, k) for r in results) / len(results) for k in keys}}
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _plain(dataset: str) -> str:
+    """A dataset name without case and punctuation: "Fashion-MNIST" and "fashion_mnist" are one dataset."""
+    return "".join(c for c in dataset.lower() if c.isalnum())
 
 
 def run_suite(suite_path: str | os.PathLike, out_root: str | os.PathLike = "runs", overrides: Sequence[str] = (),
@@ -54,6 +119,7 @@ def run_suite(suite_path: str | os.PathLike, out_root: str | os.PathLike = "runs
 
     suite = read_suite(suite_path)
     name = suite.get("name", Path(suite_path).stem)
+    baselines = read_baselines(Path(out_root) / name)  # a malformed file fails before any training
     rows = []
     for entry in suite["runs"]:
         cfg = load_config(entry["config"], list(entry.get("overrides", [])) + list(overrides))
@@ -70,7 +136,7 @@ def run_suite(suite_path: str | os.PathLike, out_root: str | os.PathLike = "runs
             results = train_run(cfg, run_dir, mode=mode, log=log)
         log(result_line(results))
         rows.append((entry, results))
-    table = render(name, rows, overrides)
+    table = render(name, rows, overrides, baselines)
     target = Path(output or suite.get("output") or "docs/results.md")
     target.parent.mkdir(parents=True, exist_ok=True)
     text = with_section(target.read_text() if target.exists() else HEADER, name, table)
@@ -127,7 +193,48 @@ def _published(entry: dict) -> str:
     return str(pub)
 
 
-def render(name: str, rows: list[tuple[dict, dict]], overrides: Sequence[str] = ()) -> str:
+ERRORS = ("mse", "mae")  # metrics shown as they are (lower is better); the others are percentages
+
+
+def _num(x: float, metric: str | None, places: int = 1) -> str:
+    """A figure as the tables print it: errors to 3 decimals, percentages to `places`."""
+    return f"{x:.3f}" if metric in ERRORS else f"{x:.{places}f}"
+
+
+def _figures(values: Mapping, show: Mapping, metric: str | None, sep: str = " · ") -> str:
+    """The `show` figures of `values` (results["extra"], entries {"mean", "std", ...}, or a baseline's plain
+    numbers): "speaker 99.6 ± 0.2 · MSE 24/48: 0.041 / 0.060"; a missing key prints "—"."""
+    def one(key: str, spread: bool) -> str:
+        v = values.get(key)
+        if v is None:
+            return "—"
+        if isinstance(v, dict):
+            return _num(v["mean"], metric) + (f" ± {_num(v['std'], metric)}" if spread else "")
+        return _num(v, metric)
+
+    return sep.join(f"{label} {one(keys, True)}" if isinstance(keys, str)
+                    else f"{label}: " + " / ".join(one(k, False) for k in keys) for label, keys in show.items())
+
+
+def _baselines(labels: Mapping[str, dict], show: Mapping) -> str:
+    """"raw pixels 84.1 · random backbone 78.2", each with its `show` figures in parentheses."""
+    return " · ".join(f"{label} {_num(b['test'], b.get('metric'))}"
+                      + (f" ({_figures(b, show, b.get('metric'), ', ')})" if show else "")
+                      for label, b in labels.items()) or "—"
+
+
+def render(name: str, rows: list[tuple[dict, dict]], overrides: Sequence[str] = (),
+           baselines: Mapping[str, dict] | None = None) -> str:
+    """The suite's Markdown table; `baselines` is `read_baselines`' dict (a column when non-empty), and entries
+    with `show` add a column of those results["extra"] figures."""
+    # keyed by results.json's dataset name; a row not run yet has only the config's ("FSDD" / "fsdd")
+    baselines = {_plain(k): v for k, v in (baselines or {}).items()}
+    extras = any(entry.get("show") for entry, _ in rows)
+    columns = ["method", "dataset", "ours", "seeds", *(["other figures (ours)"] if extras else []), "protocol",
+               "published", *(["baselines (same protocol)"] if baselines else []), "source", "s/epoch", "device"]
+    notes = (" Other figures (ours): further figures of the same protocol, same units." if extras else "") + (
+        f" Baselines: `{BASELINES}` of the suite's run directory, written by `benchmarks/*_baselines.py --save`"
+        " (see the suite file)." if baselines else "")
     lines = [
         f"## {name}",
         "",
@@ -135,20 +242,25 @@ def render(name: str, rows: list[tuple[dict, dict]], overrides: Sequence[str] = 
         + (" " + " ".join(overrides) if overrides else "") + f"` on {datetime.date.today().isoformat()};"
         " do not edit by hand. Ours: mean ± std (population) over pretraining seeds of the protocol's test"
         " figure (the test split, or the mean over svm_cv's test folds), never selected on test. s/epoch"
-        " excludes evaluation.",
+        " excludes evaluation." + notes,
         "",
-        "| method | dataset | ours | seeds | protocol | published | source | s/epoch | device |",
-        "|---|---|---:|---:|---|---:|---|---:|---|",
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---:" if c in ("ours", "seeds", "published", "s/epoch") else "---" for c in columns) + "|",
     ]
     for entry, r in rows:
-        if "test" not in r:
-            lines.append(f"| {r['method']} | {r['dataset']} | not run yet | | | {_published(entry)} | "
-                         f"{entry.get('source', '')} | | |")
-            continue
-        t = r["test"]
-        lines.append(
-            f"| {r['method']} | {r['dataset']} | {t['mean']:.2f} ± {t['std']:.2f} | {len(t['per_seed'])} | "
-            f"{r['protocol']} ({r['metric']}) | {_published(entry)} | {entry.get('source', '')} | "
-            f"{r['seconds_per_epoch']:.4f} | {r.get('device', '')} |"
-        )
+        ran, show, metric = "test" in r, entry.get("show", {}), r.get("metric")
+        t = r.get("test", {})
+        cells = {
+            "method": r["method"], "dataset": r["dataset"],
+            "ours": f"{_num(t['mean'], metric, 2)} ± {_num(t['std'], metric, 2)}" if ran else "not run yet",
+            "seeds": len(t["per_seed"]) if ran else "",
+            "other figures (ours)": _figures(r.get("extra", {}), show, metric) if ran else "",
+            "protocol": f"{r['protocol']} ({metric})" if ran else "",
+            "published": _published(entry),
+            "baselines (same protocol)": _baselines(baselines.get(_plain(r["dataset"]), {}), show),
+            "source": entry.get("source", ""),
+            "s/epoch": f"{r['seconds_per_epoch']:.4f}" if ran else "",
+            "device": r.get("device", "") if ran else "",
+        }
+        lines.append("|" + "|".join(f" {cells[c]} " if cells[c] != "" else " " for c in columns) + "|")
     return "\n".join(lines) + "\n"

@@ -1,0 +1,130 @@
+"""`graphcl reproduce`'s table: baselines.json and results.json's extra figures beside each row (no training:
+results.json / baselines.json are written by hand)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from graphcl.config import ConfigError, load_config, to_yaml
+from graphcl.train.reproduce import (BASELINES, baseline_figures, read_baselines, read_suite, render, run_suite,
+                                     save_baselines)
+
+REPO = Path(__file__).resolve().parents[2]
+MSE = ["mse_24", "mse_48", "mse_168", "mse_336", "mse_720"]
+
+
+def stats(mean: float, std: float = 0.0) -> dict:
+    return {"mean": mean, "std": std, "per_seed": [mean - std, mean + std]}
+
+
+def results(dataset: str, metric: str, test: float, **extra: float) -> dict:
+    return {"method": "cpc", "dataset": dataset, "protocol": "p", "metric": metric, "seeds": [0, 1],
+            "test": stats(test, 0.3), "val": stats(test), "extra": {k: stats(v, 0.2) for k, v in extra.items()},
+            "train_seconds": 2.0, "seconds_per_epoch": 0.5, "peak_memory_mb": 1.0, "epochs": [1, 1],
+            "device": "cpu"}
+
+
+def test_rows_show_extra_figures_and_baselines() -> None:
+    fsdd = results("FSDD", "accuracy", 96.1, speaker_test=99.6, few_shot=80.1, speaker_C=100.0)
+    ett = results("ETTh1", "mse", 0.0912, **{k: 0.04 + i / 100 for i, k in enumerate(MSE)})
+    baselines = {
+        "FSDD": {"random init": {"metric": "accuracy", "test": 50.04, "speaker_test": 60.0, "few_shot": 30.0},
+                 "MFCC + logistic regression": {"metric": "accuracy", "test": 90.0, "speaker_test": 95.0}},
+        "ETTh1": {"ridge on raw window": {"metric": "mse", "test": 0.1, "window": 96.0,
+                                          **{k: 0.05 + i / 100 for i, k in enumerate(MSE)}}},
+    }
+    rows = [({"show": {"speaker": "speaker_test", "10-shot": "few_shot"}}, fsdd),
+            ({"show": {"MSE 24/48/168/336/720": MSE}, "source": "TS2Vec"}, ett),
+            ({"show": {"MSE 24/48/168/336/720": MSE}}, {"method": "cpc", "dataset": "etth1"})]  # not run yet
+    lines = render("sequences", rows, baselines=baselines).splitlines()
+    assert lines[4] == ("| method | dataset | ours | seeds | other figures (ours) | protocol | published | "
+                        "baselines (same protocol) | source | s/epoch | device |")
+    assert lines[6] == ("| cpc | FSDD | 96.10 ± 0.30 | 2 | speaker 99.6 ± 0.2 · 10-shot 80.1 ± 0.2 | p (accuracy) | — | "
+                        "random init 50.0 (speaker 60.0, 10-shot 30.0) · "
+                        "MFCC + logistic regression 90.0 (speaker 95.0, 10-shot —) | | 0.5000 | cpu |")
+    assert lines[7] == ("| cpc | ETTh1 | 0.091 ± 0.300 | 2 | MSE 24/48/168/336/720: 0.040 / 0.050 / 0.060 / 0.070 / "
+                        "0.080 | p (mse) | — | ridge on raw window 0.100 (MSE 24/48/168/336/720: 0.050 / 0.060 / "
+                        "0.070 / 0.080 / 0.090) | TS2Vec | 0.5000 | cpu |")
+    # a row not run yet has the config's dataset name ("etth1"): its baselines are listed all the same
+    assert lines[8].startswith("| cpc | etth1 | not run yet | | | | — | ridge on raw window 0.100 (MSE")
+
+
+def test_suites_without_show_or_baselines_keep_their_columns() -> None:
+    row = results("MUTAG", "accuracy", 86.8)
+    table = render("tu", [({"published": {"mean": 86.8}, "source": "GraphCL paper"}, row)])
+    assert "| method | dataset | ours | seeds | protocol | published | source | s/epoch | device |" in table
+    assert "| cpc | MUTAG | 86.80 ± 0.30 | 2 | p (accuracy) | 86.8 | GraphCL paper | 0.5000 | cpu |" in table
+    assert "baselines" not in table.lower() and "other figures" not in table
+    # baselines of other datasets only: the column is there, the row has none
+    with_other = render("tu", [({}, row)], baselines={"PROTEINS": {"raw": {"test": 70.0}}})
+    assert "| p (accuracy) | — | — | | 0.5000 |" in with_other
+
+
+def test_save_baselines_merges_per_dataset_and_label(tmp_path) -> None:
+    root = tmp_path / "runs" / "vision"
+    save_baselines(root, "Fashion-MNIST", {"raw pixels": {"metric": "accuracy", "test": 84.1}})
+    save_baselines(root, "MNIST", {"raw pixels": {"metric": "accuracy", "test": 92.0}})
+    path = save_baselines(root, "Fashion-MNIST", {"random backbone": {"metric": "accuracy", "test": 78.2},
+                                                  "raw pixels": {"metric": "accuracy", "test": 84.3}})
+    assert path == root / BASELINES
+    assert json.loads(path.read_text()) == read_baselines(root) == {
+        "Fashion-MNIST": {"raw pixels": {"metric": "accuracy", "test": 84.3},
+                          "random backbone": {"metric": "accuracy", "test": 78.2}},
+        "MNIST": {"raw pixels": {"metric": "accuracy", "test": 92.0}}}
+    assert not list(root.glob(".*.tmp"))  # written through atomic_write, no temporary left
+    assert read_baselines(tmp_path / "nowhere") == {}
+
+
+def test_baseline_figures_are_in_results_json_units() -> None:
+    seeds = [{"protocol": "fsdd_linear", "metric": "accuracy", "test": 0.9, "speaker_test": 0.5, "C": "inf",
+              "cv": False},
+             {"protocol": "fsdd_linear", "metric": "accuracy", "test": 0.8, "speaker_test": 0.7, "C": 1.0,
+              "cv": True}]
+    assert baseline_figures(seeds) == pytest.approx({"metric": "accuracy", "seeds": 2, "test": 85.0,
+                                                     "speaker_test": 60.0})
+    ett = baseline_figures([{"metric": "mse", "test": 0.1, "mse_24": 0.05, "window": 96}])
+    assert ett == {"metric": "mse", "seeds": 1, "test": 0.1, "mse_24": 0.05, "window": 96.0}
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"FSDD": {"random init": {"speaker_test": 60.0}}}',
+                                  '{"FSDD": ["random init", 50.0]}', '[1, 2]'])
+def test_malformed_baselines_file_is_a_one_line_config_error(tmp_path, text) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"name: mini\nruns:\n  - config: {REPO}/configs/cpc/fsdd.yaml\n")
+    (tmp_path / "runs" / "mini").mkdir(parents=True)
+    (tmp_path / "runs" / "mini" / BASELINES).write_text(text)
+    # before any run starts (nothing is trained: the error comes first)
+    with pytest.raises(ConfigError, match="malformed baselines file") as e:
+        run_suite(suite, tmp_path / "runs", output=str(tmp_path / "results.md"), log=lambda *_: None)
+    assert str(tmp_path / "runs" / "mini" / BASELINES) in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "runs" / "mini" / "cpc-fsdd").exists()
+    with pytest.raises(ConfigError, match="malformed baselines file"):  # and when saving into it
+        save_baselines(tmp_path / "runs" / "mini", "FSDD", {"random init": {"test": 1.0}})
+
+
+def test_show_must_name_extra_keys(tmp_path) -> None:
+    suite = tmp_path / "suite.yaml"
+    for show in ("[speaker_test]", "{speaker: 3}", "{mse: []}"):
+        suite.write_text(f"name: mini\nruns:\n  - config: configs/cpc/fsdd.yaml\n    show: {show}\n")
+        with pytest.raises(ConfigError, match=r"runs\[0\]\.show must map labels"):
+            read_suite(suite)
+
+
+def test_run_suite_prints_baselines_beside_a_finished_run(tmp_path) -> None:
+    """A finished run (results.json + its config.yaml) is reused and its row gets the saved baselines."""
+    config = REPO / "configs" / "cpc" / "fsdd.yaml"
+    run_dir = tmp_path / "runs" / "mini" / "cpc-fsdd"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(to_yaml(load_config(config)))
+    (run_dir / "results.json").write_text(json.dumps(results("FSDD", "accuracy", 96.1, speaker_test=99.6)))
+    save_baselines(tmp_path / "runs" / "mini", "FSDD",
+                   {"MFCC + logistic regression": {"metric": "accuracy", "test": 91.27, "speaker_test": 95.0}})
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"name: mini\nruns:\n  - config: {config}\n    show: {{speaker: speaker_test}}\n")
+    page = tmp_path / "results.md"
+    table = run_suite(suite, tmp_path / "runs", output=str(page), only=["none"], log=lambda *_: None)
+    assert ("| 96.10 ± 0.30 | 2 | speaker 99.6 ± 0.2 | p (accuracy) | — | "
+            "MFCC + logistic regression 91.3 (speaker 95.0) |") in table
+    assert table in page.read_text()
