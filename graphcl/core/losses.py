@@ -21,6 +21,7 @@ __all__ = [
     "info_nce",
     "nt_xent",
     "pirl_nce",
+    "nce_log_norm",
     "triplet",
     "jsd_mi",
     "dgi_bce",
@@ -354,13 +355,18 @@ def pirl_nce(
     dataset_size: int,
     temperature: float = 0.07,
     lambd: float = 0.5,
+    log_norm: float = 0.0,
 ) -> Tensor:
-    """PIRL's NCE loss (Misra & van der Maaten 2020), s = cosine / T, c = K / dataset_size.
+    """PIRL's NCE loss (Misra & van der Maaten 2020), s = cosine / T, c = Z K / dataset_size.
 
     memory m `[N, D]`, image f `[N, D]`, transform g `[N, D]`, negatives n `[K, D]` or `[N, K, D]`.
     h(a, b) = exp(s) / (exp(s) + c); L(m, v) = -log h(m, v) - sum_k log(1 - h(v, n_k)), with
     log h = logsigmoid(s - log c), log(1 - h) = logsigmoid(log c - s).
     loss = mean_i lambd L(m_i, g_i) + (1 - lambd) L(m_i, f_i).
+    `log_norm` = log Z, NCE's normalising constant of exp(s) (exp(s) / Z is the model's probability of an item).
+    0 is the formula as the paper prints it; implementations (Wu et al. 2018, VISSL's PIRL) estimate
+    Z = dataset_size * mean exp(s) once, on the first batch (`nce_log_norm`). Without it, for a dataset much
+    larger than K the K negative terms outweigh the positive one by orders of magnitude.
     """
     fn = "pirl_nce"
     _validate(fn, memory=memory, image=image, transform=transform)
@@ -368,7 +374,7 @@ def pirl_nce(
     _check_positive(fn, "temperature", temperature)
     _check_positive(fn, "dataset_size", dataset_size)
     m, f, g, n = map(_unit, _compute(memory, image, transform, negatives))
-    log_c = math.log(n.shape[-2] / dataset_size)
+    log_c = math.log(n.shape[-2] / dataset_size) + float(log_norm)
 
     def nce(v: Tensor) -> Tensor:
         pos = F.logsigmoid((m * v).sum(-1) / temperature - log_c)
@@ -376,6 +382,18 @@ def pirl_nce(
         return -(pos + neg)
 
     return (lambd * nce(g) + (1 - lambd) * nce(f)).mean()
+
+
+def nce_log_norm(query: Tensor, negatives: Tensor, dataset_size: int, temperature: float = 0.07) -> float:
+    """log Z = log(dataset_size * mean exp(cos(q, n) / T)) over queries `[N, D]` and negatives `[K, D]` or
+    `[N, K, D]`: the normalising-constant estimate of `pirl_nce`, computed once from a batch, no gradient."""
+    fn = "nce_log_norm"
+    _check_positive(fn, "temperature", temperature)
+    _check_positive(fn, "dataset_size", dataset_size)
+    with torch.no_grad():
+        q, n = map(_unit, _compute(query, negatives))
+        s = (_pair_dot(q, n) / temperature).flatten()
+        return float(math.log(dataset_size) + s.logsumexp(0) - math.log(s.numel()))
 
 
 def triplet(

@@ -26,7 +26,9 @@ class MemoryBank(nn.Module):
     """One unit-norm embedding per dataset index, refreshed by an exponential moving average.
 
     `update` sets `bank[i] = normalise(m * bank[i] + (1 - m) * feature)`: `momentum` weights the OLD entry
-    (PIRL uses 0.5). Rows start as random unit vectors drawn from the global RNG.
+    (PIRL uses 0.5). Rows start as random unit vectors drawn from the global RNG and marked unfilled in
+    `filled`; the first `update` of a row writes `normalise(feature)` (no momentum) and marks it filled.
+    A state_dict saved before `filled` existed loads as all rows filled.
 
     Args:
         size: number of entries (usually the dataset size).
@@ -35,6 +37,7 @@ class MemoryBank(nn.Module):
     """
 
     bank: Tensor
+    filled: Tensor
 
     def __init__(self, size: int, dim: int, momentum: float = 0.5) -> None:
         super().__init__()
@@ -43,6 +46,12 @@ class MemoryBank(nn.Module):
             raise ValueError(f"momentum must lie in [0, 1], got {momentum}")
         self.size, self.dim, self.momentum = size, dim, momentum
         self.register_buffer("bank", F.normalize(torch.randn(size, dim), dim=1))
+        self.register_buffer("filled", torch.zeros(size, dtype=torch.bool))  # rows `update` has written
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        if prefix + "bank" in state_dict and prefix + "filled" not in state_dict:  # saved before `filled`
+            state_dict[prefix + "filled"] = torch.ones(self.size, dtype=torch.bool)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return f"size={self.size}, dim={self.dim}, momentum={self.momentum}"
@@ -61,9 +70,16 @@ class MemoryBank(nn.Module):
         """Entries at `indices` (any shape `[*]`) -> `[*, dim]`, a copy (safe to keep across `update`)."""
         return self.bank[self._check_indices("indices", indices)]
 
+    def positives(self, indices: Tensor, fallback: Tensor) -> Tensor:
+        """Entries at `indices` `[B]` -> `[B, dim]`, where a never-filled row is `normalise(fallback)` detached."""
+        indices = self._check_indices("indices", indices)
+        _check_rows("fallback", fallback, indices.numel(), self.dim)
+        fallback = F.normalize(fallback.detach(), dim=1).to(self.bank)
+        return torch.where(self.filled[indices].unsqueeze(1), self.bank[indices], fallback)
+
     @torch.no_grad()
     def update(self, indices: Tensor, features: Tensor) -> None:
-        """EMA-refresh the entries at `indices` `[B]` with `features` `[B, dim]`.
+        """EMA-refresh the entries at `indices` `[B]` with `features` `[B, dim]`; a never-filled row takes the feature.
 
         An index that appears several times in one batch is updated once, with the mean of its
         features, so the result does not depend on write order.
@@ -77,24 +93,32 @@ class MemoryBank(nn.Module):
         new = torch.zeros(unique.numel(), self.dim, dtype=self.bank.dtype, device=self.bank.device)
         new.index_add_(0, inverse, features.to(new)).div_(counts)
         # lerp(new, old, m) = m * old + (1 - m) * new, exact at m = 0 and m = 1.
-        self.bank[unique] = F.normalize(torch.lerp(new, self.bank[unique], self.momentum), dim=1)
+        mixed = torch.lerp(new, self.bank[unique], self.momentum)
+        self.bank[unique] = F.normalize(torch.where(self.filled[unique].unsqueeze(1), mixed, new), dim=1)
+        self.filled[unique] = True
 
-    def sample(self, num: int, generator: torch.Generator | None = None, exclude: Tensor | None = None) -> Tensor:
-        """`num` indices `[num]` drawn uniformly with replacement, skipping those in `exclude` (any shape).
+    def sample(self, num: int, generator: torch.Generator | None = None, exclude: Tensor | None = None,
+               filled_only: bool = False) -> Tensor:
+        """`num` indices `[num]` drawn uniformly with replacement, skipping those in `exclude` (any shape)
+        and, with `filled_only`, the rows never filled.
 
         Drawn on the generator's device (so a CPU generator works with a GPU bank), returned on the bank's.
         """
         if num < 0:
             raise ValueError(f"num must be non-negative, got {num}")
         device = generator.device if generator is not None else self.bank.device
-        if exclude is None:
+        if exclude is None and not filled_only:
             picked = torch.randint(self.size, (num,), generator=generator, device=device)
         else:
             keep = torch.ones(self.size, dtype=torch.bool, device=device)
-            keep[self._check_indices("exclude", exclude).to(device)] = False
+            if filled_only:
+                keep &= self.filled.to(device)
+            if exclude is not None:
+                keep[self._check_indices("exclude", exclude).to(device)] = False
             pool = keep.nonzero().squeeze(1)
             if pool.numel() == 0:
-                raise ValueError(f"exclude removes all {self.size} entries of the bank")
+                why = "exclude" if not filled_only else "filled_only" if exclude is None else "exclude and filled_only"
+                raise ValueError(f"{why} leave none of the {self.size} entries of the bank to sample")
             picked = pool[torch.randint(pool.numel(), (num,), generator=generator, device=device)]
         return picked.to(self.bank.device)
 

@@ -19,6 +19,7 @@ from graphcl.core.losses import (
     jsd_mi,
     neg_cosine,
     nt_xent,
+    nce_log_norm,
     pirl_nce,
     sce,
     sinkhorn,
@@ -265,6 +266,21 @@ def test_pirl_nce_known_value_and_per_anchor_negatives():
     m, f, g, bank = (randn(4, 3, seed=s) for s in range(4))
     bank = randn(k, 3, seed=9)
     assert torch.allclose(pirl_nce(m, f, g, bank, size), pirl_nce(m, f, g, bank.expand(4, k, 3), size))
+
+
+def test_pirl_nce_normalising_constant_scales_the_noise_ratio():
+    m, f, g, bank = randn(4, 3, seed=1), randn(4, 3, seed=2), randn(4, 3, seed=3), randn(5, 3, seed=4)
+    # c = Z K / N: log Z = log 3 is the same as a dataset three times smaller
+    assert torch.allclose(pirl_nce(m, f, g, bank, 300, log_norm=math.log(3)), pirl_nce(m, f, g, bank, 100))
+
+
+def test_nce_log_norm_matches_a_float64_reference():
+    q, n = randn(6, 5, seed=1, dtype=F64), randn(7, 5, seed=2, dtype=F64)
+    t, size = 0.2, 1000
+    cos = [[float(q[i] @ n[j] / (q[i].norm() * n[j].norm())) for j in range(7)] for i in range(6)]
+    want = math.log(size * sum(math.exp(c / t) for row in cos for c in row) / 42)
+    assert nce_log_norm(q, n, size, t) == pytest.approx(want, rel=1e-10)
+    assert nce_log_norm(q, n.expand(6, 7, 5), size, t) == pytest.approx(want, rel=1e-10)  # per-anchor negatives
 
 
 def test_pirl_nce_lambda_weights_transform_term():

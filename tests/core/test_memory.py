@@ -15,20 +15,36 @@ def test_bank_starts_with_unit_rows_and_is_a_buffer():
     bank = MemoryBank(10, 4)
     assert bank.bank.shape == (10, 4)
     assert torch.allclose(bank.bank.norm(dim=1), torch.ones(10))
-    assert "bank" in bank.state_dict() and not list(bank.parameters())
+    assert not bank.filled.any() and bank.filled.shape == (10,)
+    assert {"bank", "filled"} <= set(bank.state_dict()) and not list(bank.parameters())
 
 
-def test_bank_update_matches_hand_computation():
+def test_bank_first_visit_writes_the_feature_then_ema():
     torch.manual_seed(0)
     bank = MemoryBank(5, 3, momentum=0.25)
     old = bank.bank.clone()
-    idx, feats = torch.tensor([1, 3]), torch.randn(2, 3)
-    bank.update(idx, feats)
-    for row, i in enumerate(idx.tolist()):
-        mixed = 0.25 * old[i] + 0.75 * feats[row]
-        assert torch.allclose(bank.bank[i], mixed / mixed.norm(), atol=1e-6)
+    idx, first = torch.tensor([1, 3]), torch.randn(2, 3)
+    bank.update(idx, first)  # first visit: the feature itself, no momentum
+    assert torch.allclose(bank.bank[idx], F.normalize(first, dim=1), atol=1e-6)
+    assert bank.filled.tolist() == [False, True, False, True, False]
     untouched = [0, 2, 4]
     assert torch.equal(bank.bank[untouched], old[untouched])
+    written, second = bank.bank.clone(), torch.randn(2, 3)
+    bank.update(idx, second)  # second visit: the EMA
+    for row, i in enumerate(idx.tolist()):
+        mixed = 0.25 * written[i] + 0.75 * second[row]
+        assert torch.allclose(bank.bank[i], mixed / mixed.norm(), atol=1e-6)
+    assert torch.equal(bank.bank[untouched], old[untouched])
+
+
+def test_bank_update_mixes_first_visits_and_filled_rows():
+    bank = MemoryBank(4, 2, momentum=0.5)
+    bank.update(torch.tensor([0]), torch.tensor([[1.0, 0.0]]))
+    bank.update(torch.tensor([0, 2]), torch.tensor([[0.0, 1.0], [0.0, -3.0]]))
+    s = 2**-0.5
+    assert torch.allclose(bank.bank[0], torch.tensor([s, s]))  # EMA of a filled row
+    assert torch.allclose(bank.bank[2], torch.tensor([0.0, -1.0]))  # first visit in the same batch
+    assert bank.filled.tolist() == [True, False, True, False]
 
 
 def test_bank_update_renormalises_and_momentum_extremes():
@@ -36,6 +52,7 @@ def test_bank_update_renormalises_and_momentum_extremes():
     bank.update(torch.tensor([2]), torch.tensor([[3.0, 0.0, 4.0]]))
     assert torch.allclose(bank.bank[2], torch.tensor([0.6, 0.0, 0.8]))
     frozen = MemoryBank(4, 3, momentum=1.0)
+    frozen.update(torch.tensor([0, 1]), torch.randn(2, 3))  # first visits are written even at momentum 1
     before = frozen.bank.clone()
     frozen.update(torch.tensor([0, 1]), torch.randn(2, 3))
     assert torch.allclose(frozen.bank, before)
@@ -87,6 +104,31 @@ def test_bank_sampling_excludes_and_negatives_shape():
         bank.sample(1, exclude=torch.arange(6))
 
 
+def test_bank_sampling_filled_only_never_returns_an_unfilled_row():
+    bank = MemoryBank(10, 2)
+    with pytest.raises(ValueError, match="filled_only"):
+        bank.sample(1, filled_only=True)  # nothing written yet
+    bank.update(torch.tensor([2, 5, 7]), torch.randn(3, 2))
+    gen = torch.Generator().manual_seed(0)
+    assert set(bank.sample(3000, generator=gen, filled_only=True).tolist()) == {2, 5, 7}
+    idx = bank.sample(3000, generator=gen, exclude=torch.tensor([5]), filled_only=True)
+    assert set(idx.tolist()) == {2, 7}
+    with pytest.raises(ValueError, match="exclude and filled_only"):
+        bank.sample(1, exclude=torch.tensor([2, 5, 7]), filled_only=True)
+
+
+def test_bank_positives_fall_back_to_the_detached_feature():
+    bank = MemoryBank(4, 2, momentum=0.5)
+    bank.update(torch.tensor([1]), torch.tensor([[0.0, 2.0]]))
+    fallback = torch.tensor([[3.0, 4.0], [5.0, 5.0]], requires_grad=True)
+    pos = bank.positives(torch.tensor([0, 1]), fallback)
+    assert torch.allclose(pos[0], torch.tensor([0.6, 0.8]))  # row 0 never filled: normalise(fallback)
+    assert torch.equal(pos[1], bank.bank[1])  # row 1 filled: the bank row
+    assert not pos.requires_grad
+    with pytest.raises(ValueError, match="fallback"):
+        bank.positives(torch.tensor([0, 1]), torch.randn(3, 2))
+
+
 def test_bank_validation():
     with pytest.raises(ValueError, match="momentum"):
         MemoryBank(4, 2, momentum=1.5)
@@ -109,7 +151,21 @@ def test_bank_state_dict_round_trip():
     fresh = MemoryBank(8, 3)
     assert not torch.equal(fresh.bank, bank.bank)
     fresh.load_state_dict(bank.state_dict())
-    assert torch.equal(fresh.bank, bank.bank)
+    assert torch.equal(fresh.bank, bank.bank) and torch.equal(fresh.filled, bank.filled)
+    assert fresh.filled.sum() == 2
+
+
+def test_bank_loads_a_state_dict_saved_before_filled_as_all_filled():
+    old = MemoryBank(8, 3)
+    state = old.state_dict()
+    del state["filled"]  # what a MemoryBank without `filled` saved
+    fresh = MemoryBank(8, 3)
+    fresh.load_state_dict(state)  # strict
+    assert torch.equal(fresh.bank, old.bank) and fresh.filled.all()
+    feature = torch.randn(1, 3)
+    fresh.update(torch.tensor([0]), feature)  # the EMA, as before `filled` existed
+    mixed = 0.5 * old.bank[0] + 0.5 * feature[0]
+    assert torch.allclose(fresh.bank[0], mixed / mixed.norm(), atol=1e-6)
 
 
 # ----------------------------------------------------------------------------- Queue

@@ -2,6 +2,7 @@
 specified through real training steps and survives a state_dict round trip."""
 import copy
 import io
+import math
 
 import pytest
 import torch
@@ -92,17 +93,51 @@ def test_pirl_bank_refreshed_with_image_features(batch):
     feats = []
     method.image_head.register_forward_hook(lambda mod, inp, out: feats.append(out.detach().clone()))
     old = method.bank.bank.clone()
-    Trainer(method, torch.optim.SGD(method.parameters(), lr=0.1), lambda: [batch], epochs=1, progress=False).fit()
+    # two steps: the first visit writes the features, the second mixes them in with momentum 0.5
+    Trainer(method, torch.optim.SGD(method.parameters(), lr=0.1), lambda: [batch, batch], epochs=1,
+            progress=False).fit()
     idx = batch[1]
     new = method.bank.bank
-    expected = F.normalize(0.5 * old[idx] + 0.5 * feats[0], dim=1)
+    expected = F.normalize(0.5 * F.normalize(feats[0], dim=1) + 0.5 * feats[1], dim=1)
     torch.testing.assert_close(new[idx], expected)
     untouched = torch.ones(len(old), dtype=torch.bool)
     untouched[idx] = False
     assert torch.equal(new[untouched], old[untouched])
+    assert torch.equal(method.bank.filled, ~untouched)
     restored = make("pirl", seed=2)
     restored.load_state_dict(_round_trip(method))
-    assert torch.equal(restored.bank.bank, new)
+    assert torch.equal(restored.bank.bank, new) and torch.equal(restored.bank.filled, method.bank.filled)
+
+
+def test_pirl_first_visit_positives_are_the_detached_features(batch, monkeypatch):
+    import graphcl.vision.methods.pirl as pirl
+
+    calls = []
+    monkeypatch.setattr(pirl, "pirl_nce", lambda memory, f, g, negatives, *args: calls.append((memory, f, negatives))
+                        or (memory * f).sum())
+    method = make("pirl", num_negatives=32)  # batches of 64: after one step enough rows are filled
+    method(batch)
+    written = method.bank.bank[batch[1]].clone()
+    method(batch)
+    (first, f1, _), (second, _, negatives) = calls
+    torch.testing.assert_close(first, F.normalize(f1.detach(), dim=1))  # not the bank's random init
+    assert not first.requires_grad and f1.requires_grad
+    torch.testing.assert_close(second, F.normalize(f1.detach(), dim=1))  # the row the first step wrote
+    assert all(any(torch.equal(n, w) for w in written) for n in negatives)  # only filled rows
+
+
+def test_pirl_estimates_the_nce_constant_once_and_checkpoints_it(batch):
+    method = make("pirl", num_negatives=32)
+    assert method.log_norm.isnan()
+    method(batch)
+    first = float(method.log_norm)
+    assert math.isfinite(first) and first > math.log(len(method.bank.bank))  # log N + log mean exp(s / T) > log N
+    method(batch)
+    assert float(method.log_norm) == first  # fixed after the first step
+    restored = make("pirl", seed=2, num_negatives=32)
+    restored.load_state_dict(_round_trip(method))
+    assert float(restored.log_norm) == first
+    assert not make("pirl", normalise=False).log_norm.isnan()  # Z = 1: the paper's formula
 
 
 def test_pirl_needs_indices(batch):
