@@ -11,7 +11,8 @@ torch_cluster, which this machine lacks. PyGCL's NodeDropping removes the droppe
 nodes (they still enter the pooled readout); graphcl's drops them for real and relabels. graphcl runs its own
 pool with the same rates -- `drop_nodes`, `mask_columns`, `drop_edges` -- drawn per graph
 (`RandomChoicePerGraph`), on mini-batches gathered from the dataset collated once (`GraphTask`), as
-`graphcl train` does. Epochs are timed interleaved after warm-up; each peak memory is measured in a child
+`graphcl train` does; its GIN aggregates by a CSR product with a precomputed transpose
+(`graphcl.graph.readout.node_embeddings`). Epochs are timed interleaved after warm-up; each peak memory is measured in a child
 process of its own.
 
     python benchmarks/graphcl_speed.py [--dataset proteins] [--epochs 5] [--device cpu|cuda]
@@ -30,11 +31,16 @@ POOL = {"drop_nodes": {"p": 0.1}, "mask_columns": {"p": 0.1}, "drop_edges": {"p"
 
 
 def config(dataset: str, device: str):
-    from graphcl.config import load_config
+    """The dataset's GraphCL config with `POOL` as its whole view pool (an override would merge into the YAML's
+    pool -- node dropping and subgraphs -- and leave the subgraph view in)."""
+    from omegaconf import OmegaConf
 
-    views = json.dumps(POOL).replace('"', "")
-    return load_config(f"configs/graphcl/{dataset}.yaml", [f"trainer.device={device}", "trainer.progress=false",
-                                                            f"model.params.views={views}"])
+    from graphcl.config import config_from_dict, load_config
+
+    cfg = load_config(f"configs/graphcl/{dataset}.yaml", [f"trainer.device={device}", "trainer.progress=false"])
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain["model"]["params"]["views"] = POOL
+    return config_from_dict(plain)
 
 
 def pygcl_epoch(cfg, dataset, dev):

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Optional
 
 from torch import Tensor, nn
-from torch_geometric.nn import Sequential
+from torch_geometric.nn import GINConv, Sequential
 from torch_geometric.nn.models import GAT, GCN, GIN, GraphSAGE
 from torch_geometric.nn.models.basic_gnn import BasicGNN
 from torch_geometric.nn.resolver import activation_resolver
@@ -123,3 +123,42 @@ def views_from_first_layer(encoder: nn.Module, first: Tensor, run: Callable[[], 
         with first_layer_output(encoder, part):
             outs.append(run())
     return tuple(outs)
+
+
+# MessagePassing's hooks on the steps of its propagation, which a conv running as a sparse product skips
+_PROPAGATION_HOOKS = tuple(f"_{step}_forward{kind}_hooks" for step in ("propagate", "message", "aggregate",
+                                                                      "message_and_aggregate") for kind in ("_pre", ""))
+
+
+def plain_gin_convs(encoder: nn.Module) -> Optional[list[GINConv]]:
+    """The convs of a PyG GIN encoder when every one is a plain `GINConv` (sum aggregation, flow source ->
+    target, PyG's own forward), so `gin_layers_on` computes what they compute; else None."""
+    gnn = basic_gnn(encoder)
+    if not isinstance(gnn, GIN):
+        return None
+    convs = list(gnn.convs)
+    ok = convs and all(type(c) is GINConv and c.aggr == "add" and c.flow == "source_to_target" and not c.explain
+                       and not any(getattr(c, hooks, None) for hooks in _PROPAGATION_HOOKS) for c in convs)
+    return convs if ok else None
+
+
+@contextmanager
+def gin_layers_on(convs: list[GINConv], adj: Any) -> Iterator[None]:
+    """Within the block each conv of `convs` (see `plain_gin_convs`) computes `nn(adj @ x + (1 + eps) x)`, what
+    `GINConv` computes, with the adjacency `adj` (e.g. a `graph.sparse.adjacency_operand`, whose product
+    backpropagates through a precomputed transpose) whatever graph it is called with; the rest of the PyG
+    model (norms, activations, jumping knowledge) runs unchanged."""
+
+    def forward(conv: GINConv):
+        def run(x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+            return conv.nn(adj @ x + (1 + conv.eps) * x)
+
+        return run
+
+    for conv in convs:
+        conv.forward = forward(conv)
+    try:
+        yield
+    finally:
+        for conv in convs:
+            del conv.forward
