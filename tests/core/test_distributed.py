@@ -3,6 +3,7 @@
 The loss is written out here (a symmetric InfoNCE over cosine logits) so the test does not depend on
 graphcl.core.losses.
 """
+import gc
 from datetime import timedelta
 
 import torch
@@ -110,6 +111,9 @@ def worker(rank_: int, init_method: str) -> None:
             check_ddp_parameter_gradients(sizes, "local")
             check_ddp_parameter_gradients(sizes, "global")
         check_edge_cases()
+        # The DDP wrappers sit in reference cycles: freed after the group is gone, their reducers abort the
+        # process at exit, so collect them while it lives (as graphcl.train.distributed does).
+        gc.collect()
         # Both ranks leave together: a rank tearing gloo down while its peer still has traffic in flight
         # aborts the peer ("terminate called without an active exception", seen as SIGABRT ~1 run in 3).
         dist.barrier()
