@@ -29,7 +29,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from graphcl.data.sequences import ETT_SPLITS
-from graphcl.evaluate.sequence import ETT_HORIZONS, ett_ridge, fsdd_probes, lag_windows
+from graphcl.evaluate.sequence import ETT_HORIZONS, ett_result, ett_ridge, fsdd_probes, lag_windows
 from graphcl.sequence import SequenceView, build_sequence_encoder
 from graphcl.train.reproduce import baseline_figures, save_baselines
 from graphcl.train.tasks.sequence import SequenceTask, _params
@@ -104,8 +104,7 @@ def raw_window_ridge(task: SequenceTask) -> dict:
         if best is None or r["val"] < best[1]["val"]:
             best = (w, r)
     w, r = best
-    return {"protocol": "ett_ridge", "metric": "mse", "test": r["test"], "val": r["val"], "window": w,
-            **{f"{k}_{h}": v for k in ("mse", "mae") for h, v in r[k].items()}}
+    return {**ett_result(r), "window": w}
 
 
 def fmt(figures: dict, kind: str) -> str:

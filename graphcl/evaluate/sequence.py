@@ -170,3 +170,10 @@ def ett_ridge(features, target, splits: dict[str, tuple[int, int]], horizons: Se
     out["test"] = float(np.mean(list(out["mse"].values())))
     out["val"] = float(np.mean(list(out["val_mse"].values())))
     return out
+
+
+def ett_result(r: dict) -> dict:
+    """`ett_ridge`'s output as a run's flat result: test / val (mean MSE over horizons) and `mse_H` / `mae_H`."""
+    return {"protocol": "ett_ridge", "metric": "mse", "test": r["test"], "val": r["val"],
+            **{f"{k}_{h}": v for k in ("mse", "mae") for h, v in r[k].items()}}
+

@@ -14,7 +14,7 @@ from torch_geometric.data import Batch
 from graphcl.core.checks import check_choice
 from graphcl.core.heads import ShortcutMLP
 from graphcl.core.losses import jsd_mi
-from graphcl.graph.readout import POOLS, encoder_inputs, graph_embeddings, readout
+from graphcl.graph.readout import POOLS, graph_embeddings, node_embeddings, readout
 
 
 class InfoGraph(nn.Module):
@@ -30,7 +30,7 @@ class InfoGraph(nn.Module):
         self.global_head = ShortcutMLP(hidden_channels, hidden_channels)
 
     def forward(self, batch: Batch) -> Tensor:
-        h = self.encoder(*encoder_inputs(self.encoder, batch))
+        h = node_embeddings(self.encoder, batch)
         g = readout(h, batch.batch, batch.num_graphs, self.pool)
         scores = self.local_head(h) @ self.global_head(g).t()  # [N, G]
         own = torch.zeros_like(scores, dtype=torch.bool)

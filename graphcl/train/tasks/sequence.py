@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from graphcl.core.distributed import world_size
 from graphcl.data.sequences import ETT_SPLITS, SequenceSet, load_ett, load_fsdd, load_ucr_uea, standardize
-from graphcl.evaluate.sequence import ett_ridge, fsdd_probes, lag_windows, ts_svm
+from graphcl.evaluate.sequence import ett_result, ett_ridge, fsdd_probes, lag_windows, ts_svm
 from graphcl.sequence import CPC, SequenceBatch, SequenceView, build_sequence_encoder
 from graphcl.train.distributed import min_batch, same_order, shard
 
@@ -184,10 +184,8 @@ class SequenceTask:
     def evaluate(self, encoder: nn.Module, seed: int) -> dict:
         p = self.eval_params
         if self.kind == "ett":
-            r = ett_ridge(self._ett_features(encoder), self.target, ETT_SPLITS, horizons=p["horizons"],
-                          first=int(p["window"]) - 1)
-            extra = {f"{k}_{h}": v for k in ("mse", "mae") for h, v in r[k].items()}
-            return {"protocol": "ett_ridge", "metric": "mse", "test": r["test"], "val": r["val"], **extra}
+            return ett_result(ett_ridge(self._ett_features(encoder), self.target, ETT_SPLITS,
+                                        horizons=p["horizons"], first=int(p["window"]) - 1))
         z_tr = self.represent(encoder, self.train.x, self.train.mask)
         z_te = self.represent(encoder, self.test.x, self.test.mask)
         if self.kind == "fsdd":
