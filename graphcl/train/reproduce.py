@@ -19,6 +19,11 @@ joined by " / "); the table then gets a column "other figures (ours)". When the 
 Finished runs (a `results.json` whose `config.yaml` equals the config to run) are reused, so an
 interrupted suite continues where it stopped. Several suites may share one output file: each owns the
 section between its markers and rewrites only that.
+
+Run directories hold weights and are not kept in git; the table's provenance is. Every regeneration writes
+`records/<name>.json` beside the output file: each row's resolved config and results.json, and the baselines it
+printed. A fresh clone (or another machine, e.g. a GPU run whose records are copied back) regenerates the table
+from it and reruns only the entries whose config no longer matches its record.
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ from typing import Callable, Mapping, Sequence
 
 import yaml
 
-from graphcl.config import ConfigError, load_config, to_yaml
+from graphcl.config import ConfigError, config_from_dict, load_config, to_yaml
 from graphcl.train.checkpoint import atomic_write
 
 
@@ -119,12 +124,14 @@ def run_suite(suite_path: str | os.PathLike, out_root: str | os.PathLike = "runs
 
     suite = read_suite(suite_path)
     name = suite.get("name", Path(suite_path).stem)
-    baselines = read_baselines(Path(out_root) / name)  # a malformed file fails before any training
-    rows = []
+    target = Path(output or suite.get("output") or "docs/results.md")
+    records = read_records(records_path(target, name))  # malformed files fail before any training
+    baselines = {**records["baselines"], **read_baselines(Path(out_root) / name)}  # the newer per dataset
+    rows, kept = [], {}
     for entry in suite["runs"]:
         cfg = load_config(entry["config"], list(entry.get("overrides", [])) + list(overrides))
         run_dir = Path(out_root) / name / f"{cfg.model.method}-{cfg.data.name}".lower()
-        results = _finished(run_dir, cfg)
+        results = _finished(run_dir, cfg) or _recorded(records["runs"].get(run_dir.name), cfg)
         if results is None and only and cfg.model.method not in only:
             rows.append((entry, {"method": cfg.model.method, "dataset": cfg.data.name}))
             continue
@@ -134,15 +141,67 @@ def run_suite(suite_path: str | os.PathLike, out_root: str | os.PathLike = "runs
             if (run_dir / "checkpoint.pt").exists() and _same_config(run_dir, cfg):
                 mode = "resume"
             results = train_run(cfg, run_dir, mode=mode, log=log)
-        log(result_line(results))
+        log(result_line(results) if "val" in results else f"{run_dir.name}: {TRANSCRIBED} ({results['transcribed']})")
         rows.append((entry, results))
+        kept[run_dir.name] = {"config": _comparable(cfg), "results": results}
     table = render(name, rows, overrides, baselines)
-    target = Path(output or suite.get("output") or "docs/results.md")
     target.parent.mkdir(parents=True, exist_ok=True)
     text = with_section(target.read_text() if target.exists() else HEADER, name, table)
+    write_records(records_path(target, name), {"runs": kept, "baselines": baselines})
     atomic_write(target, lambda f: f.write(text), mode="w")
     log(table)
     return table
+
+
+# -- records/<suite>.json: what the table was generated from, kept in git ---------------------------
+TRANSCRIBED = "figures transcribed from an earlier table; the run directory was not kept"
+
+
+def records_path(output: str | os.PathLike, name: str) -> Path:
+    """Where suite `name` keeps its records: `records/<name>.json` beside its output file."""
+    return Path(output).parent / "records" / f"{name}.json"
+
+
+def read_records(path: str | os.PathLike) -> dict:
+    """{"runs": {run name: {"config", "results"}}, "baselines": {...}}; empty when the file is absent."""
+    path = Path(path)
+    if not path.is_file():
+        return {"runs": {}, "baselines": {}}
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"malformed records file '{path}': {str(e).splitlines()[0]}") from None
+    runs = data.get("runs") if isinstance(data, dict) else None
+    if not (isinstance(runs, dict) and isinstance(data.get("baselines", {}), dict) and all(
+            isinstance(r, dict) and isinstance(r.get("config"), dict) and isinstance(r.get("results"), dict)
+            for r in runs.values())):
+        raise ConfigError(f"malformed records file '{path}': expected {{\"runs\": {{name: {{\"config\": {{...}}, "
+                          "\"results\": {...}}}, \"baselines\": {...}}")
+    return {"runs": runs, "baselines": data.get("baselines", {})}
+
+
+def write_records(path: str | os.PathLike, records: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda f: f.write(json.dumps(records, indent=1) + "\n"), mode="w")
+
+
+def _comparable(cfg) -> dict:
+    """A config as plain data without display settings (the progress bar), for equality between runs."""
+    c = yaml.safe_load(to_yaml(cfg))
+    c.get("trainer", {}).pop("progress", None)
+    return c
+
+
+def _recorded(record: dict | None, cfg) -> dict | None:
+    """The record's results when its config, read through the current schema, equals `cfg`."""
+    if record is None:
+        return None
+    try:
+        same = _comparable(config_from_dict(record["config"])) == _comparable(cfg)
+    except ConfigError:  # a key this graphcl no longer knows: another run
+        return None
+    return record["results"] if same else None
 
 
 HEADER = ("# Results\n\nEvery table on this page is generated by `graphcl reproduce SUITE`, one section per suite; "
@@ -166,13 +225,9 @@ def _same_config(run_dir: Path, cfg) -> bool:
     if not saved.is_file():
         return False
     try:
-        a = yaml.safe_load(to_yaml(load_config(saved)))
+        return _comparable(load_config(saved)) == _comparable(cfg)
     except ConfigError:  # a key this graphcl no longer knows: another run
         return False
-    b = yaml.safe_load(to_yaml(cfg))
-    for c in (a, b):
-        c.get("trainer", {}).pop("progress", None)
-    return a == b
 
 
 def _finished(run_dir: Path, cfg) -> dict | None:
@@ -233,8 +288,10 @@ def render(name: str, rows: list[tuple[dict, dict]], overrides: Sequence[str] = 
     columns = ["method", "dataset", "ours", "seeds", *(["other figures (ours)"] if extras else []), "protocol",
                "published", *(["baselines (same protocol)"] if baselines else []), "source", "s/epoch", "device"]
     notes = (" Other figures (ours): further figures of the same protocol, same units." if extras else "") + (
-        f" Baselines: `{BASELINES}` of the suite's run directory, written by `benchmarks/*_baselines.py --save`"
-        " (see the suite file)." if baselines else "")
+        " Baselines: written by `benchmarks/*_baselines.py --save` (see the suite file), kept in"
+        f" `records/{name}.json`." if baselines else "") + (
+        f" †: {TRANSCRIBED} (per-seed figures, validation and memory are not known)."
+        if any("transcribed" in r for _, r in rows) else "")
     lines = [
         f"## {name}",
         "",
@@ -252,8 +309,9 @@ def render(name: str, rows: list[tuple[dict, dict]], overrides: Sequence[str] = 
         t = r.get("test", {})
         cells = {
             "method": r["method"], "dataset": r["dataset"],
-            "ours": f"{_num(t['mean'], metric, 2)} ± {_num(t['std'], metric, 2)}" if ran else "not run yet",
-            "seeds": len(t["per_seed"]) if ran else "",
+            "ours": f"{_num(t['mean'], metric, 2)} ± {_num(t['std'], metric, 2)}" + (" †" if "transcribed" in r else "")
+                    if ran else "not run yet",
+            "seeds": (len(t["per_seed"]) if "per_seed" in t else t["seeds"]) if ran else "",
             "other figures (ours)": _figures(r.get("extra", {}), show, metric) if ran else "",
             "protocol": f"{r['protocol']} ({metric})" if ran else "",
             "published": _published(entry),

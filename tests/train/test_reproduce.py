@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from graphcl.config import ConfigError, load_config, to_yaml
-from graphcl.train.reproduce import (BASELINES, baseline_figures, read_baselines, read_suite, render, run_suite,
-                                     save_baselines)
+from graphcl.train.reproduce import (BASELINES, baseline_figures, read_baselines, read_records, read_suite,
+                                     records_path, render, run_suite, save_baselines, write_records)
 
 REPO = Path(__file__).resolve().parents[2]
 MSE = ["mse_24", "mse_48", "mse_168", "mse_336", "mse_720"]
@@ -128,3 +128,61 @@ def test_run_suite_prints_baselines_beside_a_finished_run(tmp_path) -> None:
     assert ("| 96.10 ± 0.30 | 2 | speaker 99.6 ± 0.2 | p (accuracy) | — | "
             "MFCC + logistic regression 91.3 (speaker 95.0) |") in table
     assert table in page.read_text()
+
+
+def _finished_fsdd(root: Path, test: float = 96.1) -> Path:
+    """A finished cpc-fsdd run under `root/mini` and the one-entry suite file that lists it."""
+    config = REPO / "configs" / "cpc" / "fsdd.yaml"
+    run_dir = root / "runs" / "mini" / "cpc-fsdd"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(to_yaml(load_config(config)))
+    (run_dir / "results.json").write_text(json.dumps(results("FSDD", "accuracy", test, speaker_test=99.6)))
+    suite = root / "suite.yaml"
+    suite.write_text(f"name: mini\nruns:\n  - config: {config}\n    show: {{speaker: speaker_test}}\n")
+    return suite
+
+
+def test_records_regenerate_the_table_without_run_directories(tmp_path) -> None:
+    """The records beside the page hold each row's config, results and baselines: a fresh clone (no runs/)
+    prints the same table, and a config that no longer matches its record is not reused."""
+    suite = _finished_fsdd(tmp_path)
+    save_baselines(tmp_path / "runs" / "mini", "FSDD", {"MFCC": {"metric": "accuracy", "test": 91.27}})
+    page = tmp_path / "docs" / "results.md"
+    first = run_suite(suite, tmp_path / "runs", output=str(page), only=["none"], log=lambda *_: None)
+    records = read_records(records_path(page, "mini"))
+    assert records["runs"]["cpc-fsdd"]["results"]["test"]["mean"] == 96.1
+    assert records["baselines"]["FSDD"]["MFCC"]["test"] == 91.27
+    again = run_suite(suite, tmp_path / "fresh-clone-runs", output=str(page), only=["none"], log=lambda *_: None)
+    assert again == first and "| 96.10 ± 0.30 | 2 |" in again and "MFCC 91.3" in again
+    changed = run_suite(suite, tmp_path / "fresh-clone-runs", overrides=["trainer.epochs=1"], output=str(page),
+                        only=["none"], log=lambda *_: None)
+    assert "| cpc | fsdd | not run yet |" in changed
+
+
+def test_transcribed_records_are_marked(tmp_path) -> None:
+    suite = _finished_fsdd(tmp_path)
+    page = tmp_path / "results.md"
+    run_suite(suite, tmp_path / "runs", output=str(page), only=["none"], log=lambda *_: None)
+    path = records_path(page, "mini")
+    records = read_records(path)
+    records["runs"]["cpc-fsdd"]["results"] = {
+        "method": "cpc", "dataset": "FSDD", "protocol": "p", "metric": "accuracy", "test": {"mean": 95.0, "std": 0.5,
+        "seeds": 3}, "seconds_per_epoch": 1.0, "device": "cpu", "transcribed": "an earlier table"}
+    write_records(path, records)
+    (tmp_path / "runs" / "mini" / "cpc-fsdd" / "results.json").unlink()
+    lines = []
+    table = run_suite(suite, tmp_path / "runs", output=str(page), only=["none"], log=lines.append)
+    assert "| 95.00 ± 0.50 † | 3 |" in table and "†: figures transcribed" in table
+    assert any("an earlier table" in line for line in lines)
+
+
+@pytest.mark.parametrize("text", ["{", "[]", '{"runs": {"a": {"config": 1, "results": {}}}}'])
+def test_malformed_records_file_is_a_one_line_config_error(tmp_path, text) -> None:
+    suite = _finished_fsdd(tmp_path)
+    page = tmp_path / "results.md"
+    records_path(page, "mini").parent.mkdir()
+    records_path(page, "mini").write_text(text)
+    with pytest.raises(ConfigError, match="malformed records file") as e:
+        run_suite(suite, tmp_path / "runs", output=str(page), only=["none"], log=lambda *_: None)
+    assert str(records_path(page, "mini")) in str(e.value) and "\n" not in str(e.value)
+    assert not page.exists()
