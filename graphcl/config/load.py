@@ -173,6 +173,12 @@ def _check_values(cfg: DictConfig) -> None:
     _require(cfg, "model.encoder.dropout", lambda v: 0 <= v < 1, "in [0, 1)")
     _require(cfg, "optim.lr", lambda v: v > 0, "> 0")
     _require(cfg, "optim.weight_decay", lambda v: v >= 0, ">= 0")
+    _require(cfg, "optim.warmup_epochs", lambda v: 0 <= v < cfg.trainer.epochs, "in [0, trainer.epochs)")
+    if cfg.optim.warmup_epochs and cfg.optim.scheduler != "cosine":
+        raise ConfigError("key 'optim.warmup_epochs' needs optim.scheduler=cosine (it warms up the cosine decay), "
+                          f"got scheduler {cfg.optim.scheduler!r}")
+    if cfg.model.encoder.norm_last and cfg.model.encoder.norm is None:
+        raise ConfigError("key 'model.encoder.norm_last' needs a norm: set model.encoder.norm (e.g. batch_norm)")
     _require(cfg, "eval.train_ratio", lambda v: 0 < v < 1, "in (0, 1)")
     _require(cfg, "eval.val_ratio", lambda v: 0 < v < 1, "in (0, 1)")
     if cfg.eval.train_ratio + cfg.eval.val_ratio >= 1:

@@ -35,6 +35,7 @@ class EncoderConfig:
     dropout: float = 0.0
     norm: Optional[str] = None          # any PyG normalization name, e.g. batch_norm
     act_last: bool = True               # also activate the output layer (DGI, GRACE, BGRL do)
+    norm_last: bool = False             # also normalise the output layer, before its activation (BGRL)
     # Further keyword arguments of the PyG model, e.g. {heads: 4} for GAT or {train_eps: true} for GIN.
     options: Dict[str, Any] = field(default_factory=dict)
 
@@ -70,6 +71,7 @@ class OptimConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     scheduler: str = "none"             # none|cosine: per-epoch lr factor (1 + cos(pi e / epochs)) / 2
+    warmup_epochs: int = 0              # cosine only: lr rises linearly from 0 over these epochs, then decays
 
 
 @dataclass

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import GINConv, Sequential
 from torch_geometric.nn.models import GAT, GCN, GIN, GraphSAGE
 from torch_geometric.nn.models.basic_gnn import BasicGNN
-from torch_geometric.nn.resolver import activation_resolver
+from torch_geometric.nn.resolver import activation_resolver, normalization_resolver
 
 ENCODERS = {"gcn": GCN, "sage": GraphSAGE, "gat": GAT, "gin": GIN}
 # Encoders whose first operation on x is a linear layer, so x may be a CSR matrix (SAGE and GIN aggregate
@@ -30,14 +30,17 @@ def build_encoder(
     dropout: float = 0.0,
     norm: Optional[str] = None,
     act_last: bool = True,
+    norm_last: bool = False,
     options: Optional[dict[str, Any]] = None,
     **kwargs: Any,
 ) -> nn.Module:
     """A PyG `BasicGNN` `in_channels -> hidden_channels (x num_layers) -> out_channels`.
 
-    PyG applies the activation between layers only; `act_last=True` also activates the output (as DGI, GRACE
-    and BGRL do) by wrapping the model in a PyG `Sequential('x, edge_index', [gnn, act])`. `options` are
-    further keyword arguments of the PyG model (e.g. `heads` for GAT).
+    PyG applies the norm and activation between layers only; `act_last=True` also activates the output (as DGI,
+    GRACE and BGRL do) by wrapping the model in a PyG `Sequential('x, edge_index', [gnn, act])`, and
+    `norm_last=True` normalises it first (`[gnn, norm, act]`, `norm` with the model's `norm_kwargs`: BGRL's
+    encoder, batch norm then PReLU after every layer). `options` are further keyword arguments of the PyG model
+    (e.g. `heads` for GAT).
     `forward(x [N, F], edge_index [2, E] or sparse adjacency) -> [N, out_channels or hidden_channels]`.
 
     `options={"jk": "cat"}` without `out_channels` is the InfoGraph/GraphCL encoder: every layer normalised
@@ -61,12 +64,14 @@ def build_encoder(
     if gnn.jk_mode == "cat" and out_channels is None:
         del gnn.lin
         gnn.out_channels = num_layers * hidden_channels
-    if not act_last:
-        return gnn
+    if norm_last and norm is None:
+        raise ValueError("norm_last needs a norm (model.encoder.norm)")
+    tail = [normalization_resolver(norm, gnn.out_channels, **(options or {}).get("norm_kwargs", {}))] if norm_last else []
     # Re-use the model's own activation module: PyG shares one across layers, and a 1-layer model would
     # otherwise carry an unused (PReLU) parameter.
-    out_act = gnn.act if isinstance(gnn.act, nn.Module) else activation_resolver(act)
-    return Sequential("x, edge_index", [(gnn, "x, edge_index -> x"), out_act])
+    if act_last:
+        tail.append(gnn.act if isinstance(gnn.act, nn.Module) else activation_resolver(act))
+    return Sequential("x, edge_index", [(gnn, "x, edge_index -> x"), *tail]) if tail else gnn
 
 
 def output_channels(encoder: nn.Module) -> Optional[int]:

@@ -73,7 +73,8 @@ def layerwise_embed(encoder: nn.Module, data: Data, batch_size: int = 4096) -> T
     in-edges): their normalised adjacency is computed once and passed in as edge weights.
 
     The encoder must be a PyG `BasicGNN` without jumping knowledge (or with `jk="last"`), optionally followed by
-    element-wise modules in a PyG `Sequential` (the output activation of `build_encoder`)."""
+    per-node modules in a PyG `Sequential` (the output norm and activation of `build_encoder`; a batch norm in
+    eval mode is per node)."""
     gnn = basic_gnn(encoder)
     if gnn is None or gnn.jk_mode not in (None, "last"):
         raise ValueError("layer-wise inference needs a PyG BasicGNN encoder without jumping knowledge "
@@ -98,7 +99,7 @@ def layerwise_embed(encoder: nn.Module, data: Data, batch_size: int = 4096) -> T
                 out = gnn.inference_per_layer(layer, x[batch.n_id].to(device), adj.to(device), batch.batch_size)
                 outs.append(out.cpu())
         x = torch.cat(outs)
-    for module in tail[1:]:  # the element-wise output activation
+    for module in tail[1:]:  # the per-node output norm and activation
         x = module(x.to(device)).cpu()
     return x
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import math
+from functools import partial
 from typing import Any
 
 import torch
@@ -81,8 +82,16 @@ def build_optimizer(cfg: DictConfig, params) -> torch.optim.Optimizer:
 
 def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer):
     """The per-epoch learning-rate schedule of `optim.scheduler` (None for "none"). "cosine" multiplies the lr
-    by (1 + cos(pi e / E)) / 2 at epoch e of E = `trainer.epochs` (GraphMAE's schedule)."""
+    by (1 + cos(pi e / E)) / 2 at epoch e of E = `trainer.epochs` (GraphMAE's schedule); with W =
+    `optim.warmup_epochs` > 0 by e / W for e < W, then by the cosine over the remaining E - W epochs (BGRL's)."""
     if cfg.optim.scheduler == "none":
         return None
-    epochs = cfg.trainer.epochs
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: (1 + math.cos(math.pi * e / epochs)) / 2)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, partial(warmup_cosine, epochs=cfg.trainer.epochs,
+                                                                warmup=cfg.optim.warmup_epochs))
+
+
+def warmup_cosine(epoch: int, epochs: int, warmup: int = 0) -> float:
+    """The lr factor at 0-based `epoch`: linear from 0 over `warmup` epochs, then a cosine from 1 to 0."""
+    if epoch < warmup:
+        return epoch / warmup
+    return (1 + math.cos(math.pi * (epoch - warmup) / (epochs - warmup))) / 2

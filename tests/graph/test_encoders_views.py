@@ -220,3 +220,24 @@ def test_sparse_full_batch_gcn_gradients_match() -> None:
     enc(batch.x, batch.adj_t).square().sum().backward()
     for k, p in enc.named_parameters():
         torch.testing.assert_close(p.grad, dense[k], atol=1e-4, rtol=1e-4, msg=k)
+
+
+def test_norm_last_normalises_the_output_layer_before_its_activation() -> None:
+    """BGRL's encoder: batch norm (with the model's norm_kwargs) then PReLU after the last layer too."""
+    from torch_geometric.nn.norm import BatchNorm
+
+    torch.manual_seed(0)
+    x, edge_index = torch.randn(30, 5), torch.randint(0, 30, (2, 90))
+    enc = build_encoder("gcn", 5, 8, 2, out_channels=6, norm="batch_norm", norm_last=True,
+                        options={"norm_kwargs": {"momentum": 0.5}})
+    gnn, norm, act = list(enc.children())
+    assert isinstance(norm, BatchNorm) and norm.module.momentum == 0.5 and act is gnn.act
+    enc.train()
+    out = enc(x, edge_index)
+    raw = gnn(x, edge_index)
+    normed = (raw - raw.mean(0)) / torch.sqrt(raw.var(0, unbiased=False) + norm.module.eps)
+    torch.testing.assert_close(out, gnn.act(normed), rtol=1e-5, atol=1e-5)
+    plain = build_encoder("gcn", 5, 8, 2, norm="batch_norm", act_last=False, norm_last=True)
+    assert [type(m).__name__ for m in plain.children()] == ["GCN", "BatchNorm"]
+    with pytest.raises(ValueError, match="norm_last needs a norm"):
+        build_encoder("gcn", 5, 8, 2, norm_last=True)

@@ -349,3 +349,32 @@ def test_scheduler_config_is_checked() -> None:
     assert load_config(None, ["model.method=dgi", "data.name=x"]).optim.scheduler == "none"
     with pytest.raises(ConfigError, match="optim.scheduler"):
         load_config(None, ["model.method=dgi", "data.name=x", "optim.scheduler=linear"])
+
+
+def test_warmup_cosine_rises_linearly_then_decays() -> None:
+    """BGRL's schedule: lr * e / W over the first W epochs (0 at the first), then the cosine over E - W."""
+    epochs, warmup = 10, 4
+    cfg = load_config(None, ["model.method=dgi", "data.name=x", "optim.scheduler=cosine", "optim.lr=0.1",
+                             f"optim.warmup_epochs={warmup}", f"trainer.epochs={epochs}"])
+    opt = build_optimizer(cfg, _Quadratic().parameters())
+    scheduler = build_scheduler(cfg, opt)
+    lrs = []
+    for _ in range(epochs):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        scheduler.step()
+    want = [0.1 * e / warmup for e in range(warmup)]
+    want += [0.1 * (1 + math.cos(math.pi * (e - warmup) / (epochs - warmup))) / 2 for e in range(warmup, epochs)]
+    assert lrs == pytest.approx(want, abs=1e-12)
+    assert lrs[warmup] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("override, key", [("optim.warmup_epochs=3", "optim.warmup_epochs"),
+                                           ("optim.warmup_epochs=-1", "optim.warmup_epochs"),
+                                           ("model.encoder.norm_last=true", "model.encoder.norm_last")])
+def test_warmup_and_norm_last_need_their_companions(override: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(None, ["model.method=dgi", "data.name=x", override])
+    with pytest.raises(ConfigError, match="optim.warmup_epochs"):  # not beyond the run
+        load_config(None, ["model.method=dgi", "data.name=x", "optim.scheduler=cosine", "optim.warmup_epochs=5",
+                           "trainer.epochs=5"])

@@ -123,15 +123,16 @@ def test_same_seed_same_run(root: str, tmp_path: Path) -> None:
 
 
 # -- layer-wise inference -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name, options, norm", [
-    ("gcn", {}, None), ("gcn", {"jk": "last"}, "batch_norm"), ("sage", {}, None), ("gat", {"heads": 2}, None),
-    ("gin", {}, None),
+@pytest.mark.parametrize("name, options, norm, norm_last", [
+    ("gcn", {}, None, False), ("gcn", {"jk": "last"}, "batch_norm", False), ("sage", {}, None, False),
+    ("gat", {"heads": 2}, None, False), ("gin", {}, None, False), ("gat", {}, "batch_norm", True),  # BGRL's
 ])
-def test_layerwise_inference_equals_the_full_forward(cora_task: NodeTask, name: str, options: dict, norm) -> None:
+def test_layerwise_inference_equals_the_full_forward(cora_task: NodeTask, name: str, options: dict, norm,
+                                                     norm_last: bool) -> None:
     data = cora_task.graph
     torch.manual_seed(0)
     encoder = build_encoder(name, data.num_features, 32, 2, out_channels=16, act="prelu", norm=norm,
-                            options=options)
+                            norm_last=norm_last, options=options)
     encoder(data.x, data.edge_index)  # train mode: batch norm statistics
     encoder.eval()
     with torch.no_grad():
