@@ -4,10 +4,12 @@ figure the evaluation or the embeddings?
 Embeddings: exactly what `graphcl eval` probes (the task's `embed` on the run's config). Per seed: our stored
 figure, our probe re-run (a check), without standardisation, and the paper-style figure -- DGI's torch LogReg
 (50 initialisations), CCA-SSG's LogReg (its reporting rule, which reads test accuracy, and two clean variants),
-GRACE's cross-validated liblinear probe (public split, and its own random 10/90 split).
+GRACE's cross-validated liblinear probe (public split, and its own random 10/90 split), MVGRL's torch LogReg
+(DGI's, 300 steps, 50 initialisations), GraphMAE's torch linear layer (final epoch, and the epoch of best
+validation accuracy).
 
     GRAPHCL_DATA=../shared/datasets python benchmarks/paper_evaluation.py --runs runs/planetoid \
-        [dgi-cora dgi-citeseer ccassg-cora ccassg-citeseer grace-cora]
+        [dgi-cora dgi-citeseer ccassg-cora ccassg-citeseer grace-cora mvgrl-cora graphmae-cora ...]
 """
 import argparse
 import json
@@ -26,17 +28,21 @@ from graphcl.train.artifacts import encoder_from_file, read_encoder_file
 from graphcl.train.tasks import get_task
 
 PAPER = {"dgi-cora": "82.3 ± 0.6", "dgi-citeseer": "71.8 ± 0.7", "ccassg-cora": "84.0",
-         "ccassg-citeseer": "73.1", "grace-cora": "81.9 ± 0.4 (target)"}
+         "ccassg-citeseer": "73.1", "grace-cora": "81.9 ± 0.4 (target)", "mvgrl-cora": "83.5 ± 0.4",
+         "mvgrl-citeseer": "73.3 ± 0.5", "graphmae-cora": "84.2 ± 0.4", "graphmae-citeseer": "73.4 ± 0.4"}
 CCA_WD = {"Cora": 1e-4, "CiteSeer": 1e-2}  # CCA-SSG README: --wd2 1e-4 (cora), 1e-2 (citeseer); lr2 1e-2
+MVGRL_WD = {"Cora": 0.0, "CiteSeer": 1e-2}  # MVGRL's probe: Adam lr 0.01, 300 steps (HYPERPARAMETERS.md s. 3)
+GRAPHMAE_WD = {"Cora": 1e-4, "CiteSeer": 1e-2}  # configs.yml weight_decay_f; lr_f 0.01, max_epoch_f 300
 
 
 def acc(logits, y):
     return (logits.argmax(1) == y).float().mean().item() * 100
 
 
-def dgi_eval(z, y, tr, te, seed, repeats=50, epochs=100):
+def dgi_eval(z, y, tr, te, seed, repeats=50, epochs=100, wd=0.0):
     """PetarV-/DGI execute.py: raw embeddings, Linear (xavier weight, zero bias), Adam lr 0.01 wd 0,
-    100 full-batch epochs on the train nodes, test accuracy of the final model; 50 fresh inits, mean."""
+    100 full-batch epochs on the train nodes, test accuracy of the final model; 50 fresh inits, mean.
+    MVGRL's probe is the same with 300 epochs and its weight decay."""
     g = torch.Generator().manual_seed(1000 + seed)
     out = []
     for _ in range(repeats):
@@ -45,7 +51,7 @@ def dgi_eval(z, y, tr, te, seed, repeats=50, epochs=100):
             bound = (6.0 / (lin.in_features + lin.out_features)) ** 0.5
             lin.weight.copy_(torch.rand(lin.weight.shape, generator=g) * 2 * bound - bound)
             lin.bias.zero_()
-        opt = torch.optim.Adam(lin.parameters(), lr=0.01, weight_decay=0.0)
+        opt = torch.optim.Adam(lin.parameters(), lr=0.01, weight_decay=wd)
         for _ in range(epochs):
             opt.zero_grad()
             nn.functional.cross_entropy(lin(z[tr]), y[tr]).backward()
@@ -78,6 +84,25 @@ def ccassg_eval(z, y, tr, va, te, wd, seed, epochs=2000):
                 paper = t
     first_best = tests[int(np.argmax(vals))]
     return paper, first_best, tests[-1]
+
+
+def graphmae_eval(z, y, tr, va, te, wd, seed, epochs=300):
+    """THUDM/GraphMAE evaluation.py: raw embeddings, nn.Linear (default init), Adam lr 0.01 wd weight_decay_f,
+    300 full-batch epochs; returns the final epoch's test accuracy and the test accuracy of the last epoch whose
+    validation accuracy ties the best so far (its "early-stopping" figure)."""
+    torch.manual_seed(3000 + seed)
+    lin = nn.Linear(z.shape[1], int(y.max()) + 1)
+    opt = torch.optim.Adam(lin.parameters(), lr=1e-2, weight_decay=wd)
+    best_val, at_best = 0.0, 0.0
+    for _ in range(epochs):
+        opt.zero_grad()
+        nn.functional.cross_entropy(lin(z[tr]), y[tr]).backward()
+        opt.step()
+        with torch.no_grad():
+            v, t = acc(lin(z[va]), y[va]), acc(lin(z[te]), y[te])
+        if v >= best_val:
+            best_val, at_best = v, t
+    return t, at_best
 
 
 def grace_eval(z, y, tr, te, seed, random_split=False):
@@ -121,7 +146,8 @@ def main(runs: Path, names: list[str], cache: Path) -> None:
         tr, va, te = (m.nonzero().view(-1) for m in (data.train_mask, data.val_mask, data.test_mask))
         dname = res["dataset"]
         cols = {k: [] for k in ("ours_stored", "ours_rerun", "ours_nostd", "dgi", "dgi_within_std", "cca_paper",
-                                "cca_firstbest", "cca_last", "grace_public", "grace_random")}
+                                "cca_firstbest", "cca_last", "grace_public", "grace_random", "mvgrl",
+                                "mae_final", "mae_estp")}
         for i, seed in enumerate(enc["seeds"]):
             f = cache / f"{name}-s{seed}.pt"
             if f.exists():
@@ -154,12 +180,21 @@ def main(runs: Path, names: list[str], cache: Path) -> None:
                 cols["grace_public"].append(gp)
                 cols["grace_random"].append(gr)
                 line += f" | GRACE-style public {gp:.1f} random10/90 {gr:.1f}"
+            if method == "mvgrl":
+                m, s = dgi_eval(z, y, tr, te, seed, epochs=300, wd=MVGRL_WD[dname])
+                cols["mvgrl"].append(m)
+                line += f" | MVGRL-style {m:.2f} (±{s:.2f} over 50 inits)"
+            if method == "graphmae":
+                final, estp = graphmae_eval(z, y, tr, va, te, GRAPHMAE_WD[dname], seed)
+                cols["mae_final"].append(final)
+                cols["mae_estp"].append(estp)
+                line += f" | GraphMAE-style final {final:.1f} at best val {estp:.1f}"
             print(line, flush=True)
         cols = {k: v for k, v in cols.items() if v}
         print(f"== {name}: " + "; ".join(f"{k} {ms(v)}" for k, v in cols.items()) + f"; paper {PAPER.get(name)}",
               flush=True)
         table.append((name, cols))
-    print("\n| run | ours (results.json) | ours re-run | ours, no standardisation | paper-style eval (10 seeds) | published |")
+    print("\n| run | ours (results.json) | ours re-run | ours, no standardisation | paper-style eval (seeds of the run) | published |")
     print("|---|---|---|---|---|---|")
     for name, c in table:
         if "dgi" in c:
@@ -167,6 +202,10 @@ def main(runs: Path, names: list[str], cache: Path) -> None:
         elif "cca_paper" in c:
             ps = (f"CCA rule (max test at running-best val): {ms(c['cca_paper'])}; test at best val: "
                   f"{ms(c['cca_firstbest'])}; last epoch: {ms(c['cca_last'])}")
+        elif "mvgrl" in c:
+            ps = f"MVGRL LogReg (300 steps, 50 inits): {ms(c['mvgrl'])}"
+        elif "mae_final" in c:
+            ps = f"GraphMAE linear layer: final epoch {ms(c['mae_final'])}; at best val {ms(c['mae_estp'])}"
         else:
             ps = f"GRACE CV-LogReg public: {ms(c['grace_public'])}; random 10/90 split: {ms(c['grace_random'])}"
         print(f"| {name} | {ms(c['ours_stored'])} | {ms(c['ours_rerun'])} | {ms(c['ours_nostd'])} | {ps} | "
