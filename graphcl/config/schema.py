@@ -27,7 +27,7 @@ class DataConfig:
 
 @dataclass
 class EncoderConfig:
-    name: str = "gcn"                   # gcn|sage|gat|gin (PyG BasicGNN models)
+    name: str = "gcn"                   # gcn|sage|gat|gin (PyG BasicGNN models), mol_gin (OGB molecules)
     hidden_channels: int = 512
     num_layers: int = 1
     out_channels: Optional[int] = None  # null keeps hidden_channels
@@ -121,7 +121,7 @@ CHOICES: Dict[str, Tuple[str, ...]] = {
     "data.features": ("auto", "degree", "constant"),
     "data.loader": ("full", "neighbor"),
     # PyG BasicGNN models; image backbones; sequence encoders
-    "model.encoder.name": ("gcn", "sage", "gat", "gin", "resnet18", "convnet", "cpc_audio", "tcn"),
+    "model.encoder.name": ("gcn", "sage", "gat", "gin", "mol_gin", "resnet18", "convnet", "cpc_audio", "tcn"),
     "model.encoder.act": ("relu", "prelu", "elu", "gelu", "tanh", "leaky_relu"),
     "augment.corruption": ("shuffle",),
     "optim.name": ("adam", "adamw", "sgd"),

@@ -5,6 +5,7 @@ them and its output activation), so it drops into any PyG pipeline without graph
 """
 from __future__ import annotations
 
+import importlib
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Optional
 
@@ -14,7 +15,9 @@ from torch_geometric.nn.models import GAT, GCN, GIN, GraphSAGE
 from torch_geometric.nn.models.basic_gnn import BasicGNN
 from torch_geometric.nn.resolver import activation_resolver, normalization_resolver
 
-ENCODERS = {"gcn": GCN, "sage": GraphSAGE, "gat": GAT, "gin": GIN}
+# PyG models, and "module:Class" for those imported on first use (MolGIN imports ogb, slow to import).
+ENCODERS: dict[str, Any] = {"gcn": GCN, "sage": GraphSAGE, "gat": GAT, "gin": GIN,
+                            "mol_gin": "graphcl.graph.molecules:MolGIN"}
 # Encoders whose first operation on x is a linear layer, so x may be a CSR matrix (SAGE and GIN aggregate
 # raw features first, which PyTorch's sparse kernels do not support).
 SPARSE_INPUT_ENCODERS = frozenset({"gcn", "gat"})
@@ -50,7 +53,11 @@ def build_encoder(
     key = name.lower()
     if key not in ENCODERS:
         raise ValueError(f"unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}")
-    gnn = ENCODERS[key](
+    cls = ENCODERS[key]
+    if isinstance(cls, str):
+        module, attr = cls.split(":")
+        cls = getattr(importlib.import_module(module), attr)
+    gnn = cls(
         in_channels,
         hidden_channels,
         num_layers,
@@ -66,12 +73,20 @@ def build_encoder(
         gnn.out_channels = num_layers * hidden_channels
     if norm_last and norm is None:
         raise ValueError("norm_last needs a norm (model.encoder.norm)")
+    if (act_last or norm_last) and reads_edge_attr(gnn):  # PyG's Sequential cannot pass an optional edge_attr
+        raise ValueError(f"the {key} encoder reads edge features, which an output activation or norm cannot pass "
+                         "on: set model.encoder.act_last and norm_last to false")
     tail = [normalization_resolver(norm, gnn.out_channels, **(options or {}).get("norm_kwargs", {}))] if norm_last else []
     # Re-use the model's own activation module: PyG shares one across layers, and a 1-layer model would
     # otherwise carry an unused (PReLU) parameter.
     if act_last:
         tail.append(gnn.act if isinstance(gnn.act, nn.Module) else activation_resolver(act))
     return Sequential("x, edge_index", [(gnn, "x, edge_index -> x"), *tail]) if tail else gnn
+
+
+def reads_edge_attr(encoder: nn.Module) -> bool:
+    """Whether the encoder's convs embed `edge_attr` (OGB bond features: `MolGIN`), so callers must pass it."""
+    return bool(getattr(basic_gnn(encoder), "reads_edge_attr", False))
 
 
 def output_channels(encoder: nn.Module) -> Optional[int]:

@@ -62,6 +62,7 @@ class MolGIN(BasicGNN):
 
     supports_edge_weight = False
     supports_edge_attr = True
+    reads_edge_attr = True  # graphcl passes the batch's edge_attr (`graph.readout.node_embeddings`)
     supports_norm_batch = False
 
     def __init__(self, in_channels: int, hidden_channels: int, num_layers: int,

@@ -11,7 +11,7 @@ from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_poo
 from torch_geometric.nn.models import GCN, GIN, GraphSAGE
 from torch_geometric.utils import to_torch_csr_tensor
 
-from graphcl.graph.encoders import basic_gnn, gin_layers_on, plain_gin_convs
+from graphcl.graph.encoders import basic_gnn, gin_layers_on, plain_gin_convs, reads_edge_attr
 from graphcl.graph.sparse import adjacency_operand, graph_inputs
 
 POOLS = {"sum": global_add_pool, "mean": global_mean_pool, "max": global_max_pool}
@@ -39,7 +39,10 @@ def node_embeddings(encoder: nn.Module, batch: Data) -> Tensor:
     """`[N, D]`: the encoder's output on the nodes of `batch`. A plain PyG GIN (`plain_gin_convs`) runs its sum
     aggregation as a CSR product against the batch's adjacency, built once for all layers with its transpose
     for the backward (`adjacency_operand`); other encoders, and any under autocast (the adjacency keeps the
-    features' dtype), get `encoder_inputs`."""
+    features' dtype), get `encoder_inputs`. An encoder that reads edge features (`reads_edge_attr`: OGB's bond
+    features) gets the batch's `edge_attr`."""
+    if reads_edge_attr(encoder):
+        return encoder(*encoder_inputs(encoder, batch), edge_attr=batch.get("edge_attr"))
     convs = plain_gin_convs(encoder)
     x = batch.x
     if (convs is not None and "adj_t" not in batch and x is not None and x.layout == torch.strided

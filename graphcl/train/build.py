@@ -65,6 +65,8 @@ def build_method(cfg: DictConfig, in_channels: int, static_graph: bool = False) 
         encoder = build_encoder(**spec, **({"cached": True} if cache else {}))
     except TypeError as e:  # an option the PyG model does not take
         raise ConfigError(f"key 'model.encoder.options' is not accepted by the {spec['name']} encoder: {e}") from None
+    except ValueError as e:  # settings the encoder cannot combine
+        raise ConfigError(f"key 'model.encoder': {e}") from None
     params = method_params(cfg)
     try:
         return cls(encoder, output_channels(encoder), **params)

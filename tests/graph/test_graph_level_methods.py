@@ -247,14 +247,9 @@ def test_ogb_graph_probe_picks_c_on_valid():
 
 
 def test_graph_task_ogb_graph_protocol(shared_datasets, monkeypatch):
-    from graphcl.config import schema
-    from graphcl.graph import encoders
-    from graphcl.graph.molecules import MolGIN
     from graphcl.train.tasks.graph import GraphTask
 
     monkeypatch.setenv("GRAPHCL_DATA", str(shared_datasets))
-    monkeypatch.setitem(encoders.ENCODERS, "mol_gin", MolGIN)  # until the registry names it
-    monkeypatch.setitem(schema.CHOICES, "model.encoder.name", (*schema.CHOICES["model.encoder.name"], "mol_gin"))
     cfg = load_config(CONFIGS / "graphcl" / "ogbg_molbace.yaml",
                       overrides=["model.encoder.hidden_channels=8", "model.encoder.num_layers=2", "eval.c_grid=[1.0]"])
     task = GraphTask(cfg, torch.device("cpu"))
@@ -264,3 +259,38 @@ def test_graph_task_ogb_graph_protocol(shared_datasets, monkeypatch):
     bad = load_config(CONFIGS / "graphmae_graph" / "mutag.yaml", overrides=["eval.protocol=ogb_graph"])
     with pytest.raises(ValueError, match="no official split"):
         GraphTask(bad, torch.device("cpu"))
+
+
+def test_mol_gin_reads_bond_features_in_training_views_and_embeddings(shared_datasets, monkeypatch):
+    """The GraphCL molecule configs: every encoder call gets the (view's) bond features, aligned with its edges;
+    none falls back to zero bond embeddings."""
+    from graphcl.graph.molecules import MolGIN
+    from graphcl.train.tasks.graph import GraphTask
+
+    monkeypatch.setenv("GRAPHCL_DATA", str(shared_datasets))
+    cfg = load_config(CONFIGS / "graphcl" / "ogbg_molbbbp.yaml",
+                      overrides=["model.encoder.hidden_channels=8", "model.encoder.num_layers=2", "data.batch_size=16"])
+    task = GraphTask(cfg, torch.device("cpu"))
+    torch.manual_seed(0)
+    method = task.build_method()
+    seen = []
+    original = MolGIN.forward
+
+    def spy(self, x, edge_index, *args, **kwargs):
+        seen.append((edge_index.size(1), kwargs.get("edge_attr")))
+        return original(self, x, edge_index, *args, **kwargs)
+
+    monkeypatch.setattr(MolGIN, "forward", spy)
+    batch = next(iter(task.batches()))
+    method(batch).backward()  # two augmented views (node dropping / subgraphs change the edges)
+    method.eval()
+    full = method.embed(batch)
+    assert len(seen) == 3
+    for edges, attr in seen:
+        assert attr is not None and attr.shape == (edges, 3) and not attr.is_floating_point()
+    assert seen[-1][0] == batch.edge_index.size(1) and torch.equal(seen[-1][1], batch.edge_attr)
+    monkeypatch.setattr(MolGIN, "forward", original)
+    batch.edge_attr = torch.zeros_like(batch.edge_attr)
+    assert not torch.allclose(full, method.embed(batch))  # the bonds change the embeddings
+    with pytest.raises(ValueError, match="reads edge features"):
+        build_encoder("mol_gin", 9, 8, 2, act_last=True)
