@@ -61,48 +61,46 @@ def dgi_eval(z, y, tr, te, seed, repeats=50, epochs=100, wd=0.0):
     return float(np.mean(out)), float(np.std(out))
 
 
-def ccassg_eval(z, y, tr, va, te, wd, seed, epochs=2000):
-    """hengruizhang98/CCA-SSG main.py: raw embeddings, nn.Linear (default init), Adam lr 1e-2 wd wd2, 2000
-    full-batch epochs; after every step val/test accuracy; reported = the paper's rule
-    `if val >= best_val: best_val = val; if test > reported: reported = test` (max test over the epochs at a
-    running val maximum, ties included). Also: test at the first epoch of best val, and at the last epoch."""
-    torch.manual_seed(2000 + seed)
+def linear_curve(z, y, tr, va, te, wd, seed, epochs):
+    """nn.Linear (default init) on raw embeddings, Adam lr 1e-2, full-batch epochs on the train nodes; the
+    (val, test) accuracies after every step -- the probe CCA-SSG's and GraphMAE's evaluation code train."""
+    torch.manual_seed(seed)
     lin = nn.Linear(z.shape[1], int(y.max()) + 1)
     opt = torch.optim.Adam(lin.parameters(), lr=1e-2, weight_decay=wd)
-    best_val, paper, vals, tests = 0.0, 0.0, [], []
+    vals, tests = [], []
     for _ in range(epochs):
         opt.zero_grad()
         nn.functional.cross_entropy(lin(z[tr]), y[tr]).backward()
         opt.step()
         with torch.no_grad():
-            v, t = acc(lin(z[va]), y[va]), acc(lin(z[te]), y[te])
-        vals.append(v)
-        tests.append(t)
+            vals.append(acc(lin(z[va]), y[va]))
+            tests.append(acc(lin(z[te]), y[te]))
+    return vals, tests
+
+
+def ccassg_eval(z, y, tr, va, te, wd, seed, epochs=2000):
+    """hengruizhang98/CCA-SSG main.py: `linear_curve` with wd2 over 2000 epochs; reported = the paper's rule
+    `if val >= best_val: best_val = val; if test > reported: reported = test` (max test over the epochs at a
+    running val maximum, ties included). Also: test at the first epoch of best val, and at the last epoch."""
+    vals, tests = linear_curve(z, y, tr, va, te, wd, 2000 + seed, epochs)
+    best_val, paper = 0.0, 0.0
+    for v, t in zip(vals, tests):
         if v >= best_val:
             best_val = v
-            if t > paper:
-                paper = t
-    first_best = tests[int(np.argmax(vals))]
-    return paper, first_best, tests[-1]
+            paper = max(paper, t)
+    return paper, tests[int(np.argmax(vals))], tests[-1]
 
 
 def graphmae_eval(z, y, tr, va, te, wd, seed, epochs=300):
-    """THUDM/GraphMAE evaluation.py: raw embeddings, nn.Linear (default init), Adam lr 0.01 wd weight_decay_f,
-    300 full-batch epochs; returns the final epoch's test accuracy and the test accuracy of the last epoch whose
-    validation accuracy ties the best so far (its "early-stopping" figure)."""
-    torch.manual_seed(3000 + seed)
-    lin = nn.Linear(z.shape[1], int(y.max()) + 1)
-    opt = torch.optim.Adam(lin.parameters(), lr=1e-2, weight_decay=wd)
+    """THUDM/GraphMAE evaluation.py: `linear_curve` with weight_decay_f over 300 epochs; returns the final
+    epoch's test accuracy and the test accuracy of the last epoch whose validation accuracy ties the best so far
+    (its "early-stopping" figure)."""
+    vals, tests = linear_curve(z, y, tr, va, te, wd, 3000 + seed, epochs)
     best_val, at_best = 0.0, 0.0
-    for _ in range(epochs):
-        opt.zero_grad()
-        nn.functional.cross_entropy(lin(z[tr]), y[tr]).backward()
-        opt.step()
-        with torch.no_grad():
-            v, t = acc(lin(z[va]), y[va]), acc(lin(z[te]), y[te])
+    for v, t in zip(vals, tests):
         if v >= best_val:
             best_val, at_best = v, t
-    return t, at_best
+    return tests[-1], at_best
 
 
 def grace_eval(z, y, tr, te, seed, random_split=False):
