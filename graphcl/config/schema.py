@@ -18,7 +18,7 @@ __all__ = [
 class DataConfig:
     name: str = MISSING                 # dataset name, matched case-insensitively by the registry
     root: Optional[str] = None          # data root; null falls back to $GRAPHCL_DATA, then ./datasets
-    features: str = "auto"              # node features of featureless graphs: auto|degree|constant
+    features: str = "auto"              # auto|degree|append_degree|constant (see graphcl.data.load_dataset)
     normalize_features: bool = False    # row-normalise X (DGI/GCN preprocessing)
     loader: str = "full"                # full-batch training or NeighborLoader mini-batches
     batch_size: int = 1                 # mini-batch size (seed nodes for the neighbor loader)
@@ -118,7 +118,7 @@ class RunConfig:
 
 # Allowed values of the string fields that name a choice, by dotted key.
 CHOICES: Dict[str, Tuple[str, ...]] = {
-    "data.features": ("auto", "degree", "constant"),
+    "data.features": ("auto", "degree", "append_degree", "constant"),
     "data.loader": ("full", "neighbor"),
     # PyG BasicGNN models; image backbones; sequence encoders
     "model.encoder.name": ("gcn", "sage", "gat", "gin", "mol_gin", "resnet18", "convnet", "cpc_audio", "tcn"),

@@ -14,7 +14,7 @@ from graphcl.data.registry import DatasetNotFoundError, DatasetSpec, get_spec, r
 
 __all__ = ["load_dataset", "DatasetCorruptError", "CappedOneHotDegree", "DEGREE_CAP", "FEATURES"]
 
-FEATURES = ("auto", "degree", "constant")
+FEATURES = ("auto", "degree", "append_degree", "constant")
 # One-hot degree width is capped: above a few hundred, each degree slot holds a handful of hub nodes
 # (REDDIT-BINARY: max degree 3062, 0.06% of nodes above 200) while the input layer grows with the cap.
 # 200 keeps the features GraphCL/InfoGraph use on IMDB-BINARY (max 135) and IMDB-MULTI (max 88) intact.
@@ -26,18 +26,21 @@ class DatasetCorruptError(RuntimeError):
 
 
 class CappedOneHotDegree(BaseTransform):
-    """Set `x` to the one-hot out-degree (as `T.OneHotDegree`); degrees above `max_degree` share the last slot."""
+    """Set `x` to the one-hot out-degree (as `T.OneHotDegree`), or with `cat` append it to the existing `x`;
+    degrees above `max_degree` share the last slot."""
 
-    def __init__(self, max_degree: int) -> None:
-        self.max_degree = max_degree
+    def __init__(self, max_degree: int, cat: bool = False) -> None:
+        self.max_degree, self.cat = max_degree, cat
 
     def forward(self, data: Data) -> Data:
         deg = degree(data.edge_index[0], data.num_nodes, dtype=torch.long).clamp_(max=self.max_degree)
-        data.x = F.one_hot(deg, self.max_degree + 1).float()
+        onehot = F.one_hot(deg, self.max_degree + 1).float()
+        x = data.x
+        data.x = torch.cat([x.view(data.num_nodes, -1).float(), onehot], dim=1) if self.cat and x is not None else onehot
         return data
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.max_degree})"
+        return f"{type(self).__name__}({self.max_degree}{', cat=True' if self.cat else ''})"
 
 
 def load_dataset(
@@ -56,7 +59,8 @@ def load_dataset(
             synthetic graph, `synthetic:arxiv-like` or `synthetic:nodes=...` (generated once into the cache).
         root: the data root (config `data.root`); default `$GRAPHCL_DATA`, else `./datasets`.
         features: "auto" keeps existing features and gives featureless graphs one-hot degrees;
-            "degree" (one-hot degree, capped at `DEGREE_CAP`) or "constant" (a single 1) replace them.
+            "degree" (one-hot degree, capped at `DEGREE_CAP`) or "constant" (a single 1) replace them;
+            "append_degree" appends the one-hot degree to them (MVGRL's graph-level code does).
         normalize_features: row-normalise `x` (`T.NormalizeFeatures`).
 
     Raises:
@@ -100,10 +104,10 @@ def _feature_steps(dataset: Dataset, features: str, normalize: bool) -> list[Bas
     steps: list[BaseTransform] = []
     if features == "constant":
         steps.append(T.Constant(cat=False))
-    elif features == "degree" or dataset[0].x is None:
+    elif features in ("degree", "append_degree") or dataset[0].x is None:
         # Max degree over the whole dataset, so every graph gets features of the same width.
         max_degree = int(torch.cat([degree(g.edge_index[0], g.num_nodes) for g in dataset]).max())
-        steps.append(CappedOneHotDegree(min(max_degree, DEGREE_CAP)))
+        steps.append(CappedOneHotDegree(min(max_degree, DEGREE_CAP), cat=features == "append_degree"))
     if normalize:
         steps.append(T.NormalizeFeatures())
     return steps

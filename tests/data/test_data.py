@@ -100,6 +100,19 @@ def test_degree_features_are_capped() -> None:
     assert DEGREE_CAP >= 135  # IMDB-BINARY keeps its full one-hot degree
 
 
+def test_append_degree_keeps_the_node_labels_and_adds_the_degree(shared_datasets: Path) -> None:
+    """MVGRL's graph-level features: one-hot node label, then one-hot degree (max over the dataset)."""
+    labels, both = (load_dataset("MUTAG", shared_datasets, features=f) for f in ("auto", "append_degree"))
+    g, h = labels[0], both[0]
+    max_degree = max(int(torch.bincount(d.edge_index[0]).max()) for d in labels)
+    assert h.x.shape == (g.num_nodes, g.x.shape[1] + max_degree + 1)
+    assert torch.equal(h.x[:, :g.x.shape[1]], g.x)
+    deg = torch.bincount(g.edge_index[0], minlength=g.num_nodes)
+    assert torch.equal(h.x[:, g.x.shape[1]:].argmax(dim=1), deg) and torch.equal(h.x.sum(dim=1), torch.full((g.num_nodes,), 2.0))
+    featureless = Data(edge_index=torch.tensor([[0, 1], [1, 0]]), num_nodes=3)
+    assert CappedOneHotDegree(2, cat=True)(featureless).x.tolist() == [[0, 1, 0], [0, 1, 0], [1, 0, 0]]
+
+
 def test_normalize_features_rows_sum_to_one(shared_datasets: Path) -> None:
     x = load_dataset("cora", shared_datasets, normalize_features=True)[0].x
     sums = x.sum(dim=1)
