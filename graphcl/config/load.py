@@ -173,7 +173,7 @@ def _check_values(cfg: DictConfig) -> None:
     _require(cfg, "model.encoder.dropout", lambda v: 0 <= v < 1, "in [0, 1)")
     _require(cfg, "optim.lr", lambda v: v > 0, "> 0")
     _require(cfg, "optim.weight_decay", lambda v: v >= 0, ">= 0")
-    _require(cfg, "optim.warmup_epochs", lambda v: 0 <= v < cfg.trainer.epochs, "in [0, trainer.epochs)")
+    _require(cfg, "optim.warmup_epochs", lambda v: v >= 0, ">= 0")
     if cfg.optim.warmup_epochs and cfg.optim.scheduler != "cosine":
         raise ConfigError("key 'optim.warmup_epochs' needs optim.scheduler=cosine (it warms up the cosine decay), "
                           f"got scheduler {cfg.optim.scheduler!r}")

@@ -72,6 +72,7 @@ class OptimConfig:
     weight_decay: float = 0.0
     scheduler: str = "none"             # none|cosine: per-epoch lr factor (1 + cos(pi e / epochs)) / 2
     warmup_epochs: int = 0              # cosine only: lr rises linearly from 0 over these epochs, then decays
+                                        # (a warm-up as long as the run never decays: short test runs stay valid)
 
 
 @dataclass

@@ -189,7 +189,7 @@ def test_split_ratios_must_leave_a_test_split(tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ("optim.name=adma", "key 'optim.name' must be one of adam, adamw, sgd; got 'adma' (did you mean 'adam'?)"),
-    ("model.encoder.name=GCN", "key 'model.encoder.name' must be one of gcn, sage, gat, gin, resnet18, convnet, cpc_audio, tcn; got 'GCN' "
+    ("model.encoder.name=GCN", "key 'model.encoder.name' must be one of gcn, sage, gat, gin, mol_gin, resnet18, convnet, cpc_audio, tcn; got 'GCN' "
                                "(did you mean 'gcn'?)"),
     ("data.loader=xyz", "key 'data.loader' must be one of full, neighbor; got 'xyz'"),
     ("trainer.device=mps", "key 'trainer.device' must be one of auto, cpu, cuda; got 'mps'"),

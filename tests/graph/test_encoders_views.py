@@ -38,7 +38,7 @@ def sparse_graph(num_nodes: int = 80, num_features: int = 40, seed: int = 0) -> 
 
 # -- encoders --------------------------------------------------------------------------------------------
 def test_encoder_names() -> None:
-    assert set(ENCODERS) == set(PYG)
+    assert set(ENCODERS) == set(PYG) | {"mol_gin"}  # MolGIN: OGB molecules, imported on first use
 
 
 @pytest.mark.parametrize("name", list(PYG))

@@ -48,15 +48,19 @@ def dense_per_graph(batch):
     return out
 
 
-@pytest.fixture(scope="module")
-def mutag(shared_datasets, _session_cache):
-    """MUTAG collated as a user would: a plain PyG `Batch`."""
+def collate_mutag(shared_datasets, cache, features: str = "auto") -> Batch:
+    """MUTAG collated as a user would: a plain PyG `Batch` (node features as `data.features` gives them)."""
     from graphcl.data import load_dataset
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GRAPHCL_CACHE", str(_session_cache))
-        ds = load_dataset("MUTAG", root=str(shared_datasets))
+        mp.setenv("GRAPHCL_CACHE", str(cache))
+        ds = load_dataset("MUTAG", root=str(shared_datasets), features=features)
     return Batch.from_data_list([Data(x=g.x, edge_index=g.edge_index, y=g.y, num_nodes=g.num_nodes) for g in ds])
+
+
+@pytest.fixture(scope="module")
+def mutag(shared_datasets, _session_cache):
+    return collate_mutag(shared_datasets, _session_cache)
 
 
 # -- the diffusion ------------------------------------------------------------------------------------------
@@ -195,7 +199,7 @@ def test_graphmae_graph_keeps_node_level_decoder():
 
 # -- saved encoders ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("method", ["mvgrl_graph", "graphmae_graph"])
-def test_load_encoder_round_trip(method, graphcl_cli, tmp_path, mutag):
+def test_load_encoder_round_trip(method, graphcl_cli, tmp_path, shared_datasets, _session_cache):
     import graphcl
 
     run = tmp_path / "run"
@@ -206,6 +210,7 @@ def test_load_encoder_round_trip(method, graphcl_cli, tmp_path, mutag):
     assert code == 0, err
     task_z = torch.load(tmp_path / "z.pt")
     encoder = graphcl.load_encoder(run)  # the plain module, on a user's own collated graphs
+    mutag = collate_mutag(shared_datasets, _session_cache, load_config(run / "config.yaml").data.features)
     pool = "sum"  # both MUTAG configs pool by sum (MVGRL's encoder pools itself)
     with torch.no_grad():
         z = graph_embeddings(encoder, mutag, pool)
