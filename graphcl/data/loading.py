@@ -36,7 +36,9 @@ class CappedOneHotDegree(BaseTransform):
         deg = degree(data.edge_index[0], data.num_nodes, dtype=torch.long).clamp_(max=self.max_degree)
         onehot = F.one_hot(deg, self.max_degree + 1).float()
         x = data.x
-        data.x = torch.cat([x.view(data.num_nodes, -1).float(), onehot], dim=1) if self.cat and x is not None else onehot
+        if self.cat and x is not None:
+            onehot = torch.cat([x.view(data.num_nodes, -1).float(), onehot], dim=1)
+        data.x = onehot
         return data
 
     def __repr__(self) -> str:

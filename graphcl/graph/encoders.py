@@ -76,7 +76,8 @@ def build_encoder(
     if (act_last or norm_last) and reads_edge_attr(gnn):  # PyG's Sequential cannot pass an optional edge_attr
         raise ValueError(f"the {key} encoder reads edge features, which an output activation or norm cannot pass "
                          "on: set model.encoder.act_last and norm_last to false")
-    tail = [normalization_resolver(norm, gnn.out_channels, **(options or {}).get("norm_kwargs", {}))] if norm_last else []
+    norm_kwargs = (options or {}).get("norm_kwargs", {})
+    tail = [normalization_resolver(norm, gnn.out_channels, **norm_kwargs)] if norm_last else []
     # Re-use the model's own activation module: PyG shares one across layers, and a 1-layer model would
     # otherwise carry an unused (PReLU) parameter.
     if act_last:

@@ -93,7 +93,8 @@ def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer):
 
 
 def warmup_cosine(epoch: int, epochs: int, warmup: int = 0) -> float:
-    """The lr factor at 0-based `epoch`: linear from 0 over `warmup` epochs, then a cosine from 1 to 0."""
-    if epoch < warmup:
-        return epoch / warmup
+    """The lr factor at 0-based `epoch`: linear from 0 over `warmup` epochs, then a cosine from 1 to 0 (a
+    warm-up as long as the run stays at the top: there is no decay left)."""
+    if epoch < warmup or 0 < epochs <= warmup:
+        return min(epoch / warmup, 1.0)
     return (1 + math.cos(math.pi * (epoch - warmup) / (epochs - warmup))) / 2

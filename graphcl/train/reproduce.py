@@ -309,8 +309,8 @@ def render(name: str, rows: list[tuple[dict, dict]], overrides: Sequence[str] = 
         t = r.get("test", {})
         cells = {
             "method": r["method"], "dataset": r["dataset"],
-            "ours": f"{_num(t['mean'], metric, 2)} ± {_num(t['std'], metric, 2)}" + (" †" if "transcribed" in r else "")
-                    if ran else "not run yet",
+            "ours": f"{_num(t['mean'], metric, 2)} ± {_num(t['std'], metric, 2)}"
+                    + (" †" if "transcribed" in r else "") if ran else "not run yet",
             "seeds": (len(t["per_seed"]) if "per_seed" in t else t["seeds"]) if ran else "",
             "other figures (ours)": _figures(r.get("extra", {}), show, metric) if ran else "",
             "protocol": f"{r['protocol']} ({metric})" if ran else "",

@@ -108,7 +108,8 @@ def test_append_degree_keeps_the_node_labels_and_adds_the_degree(shared_datasets
     assert h.x.shape == (g.num_nodes, g.x.shape[1] + max_degree + 1)
     assert torch.equal(h.x[:, :g.x.shape[1]], g.x)
     deg = torch.bincount(g.edge_index[0], minlength=g.num_nodes)
-    assert torch.equal(h.x[:, g.x.shape[1]:].argmax(dim=1), deg) and torch.equal(h.x.sum(dim=1), torch.full((g.num_nodes,), 2.0))
+    assert torch.equal(h.x[:, g.x.shape[1]:].argmax(dim=1), deg)
+    assert torch.equal(h.x.sum(dim=1), torch.full((g.num_nodes,), 2.0))
     featureless = Data(edge_index=torch.tensor([[0, 1], [1, 0]]), num_nodes=3)
     assert CappedOneHotDegree(2, cat=True)(featureless).x.tolist() == [[0, 1, 0], [0, 1, 0], [1, 0, 0]]
 

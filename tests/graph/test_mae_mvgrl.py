@@ -23,7 +23,7 @@ from graphcl.graph.diffusion import ppr_diffusion, ppr_matrix
 from graphcl.graph.methods.graphmae import GraphMAE, mask_nodes
 from graphcl.graph.methods.mvgrl import MVGRL, MVGRLEncoder, mvgrl_encoder
 from graphcl.train.artifacts import read_encoder_file
-from graphcl.train.build import build_method, build_optimizer, build_scheduler
+from graphcl.train.build import build_method, build_optimizer, build_scheduler, warmup_cosine
 from graphcl.train.checkpoint import load_torch
 from graphcl.train.run import evaluate_run, train_run
 from graphcl.train.tasks.node import embed_nodes, prepare_nodes, saved_encoder
@@ -382,3 +382,4 @@ def test_warmup_and_norm_last_need_their_companions(override: str, key: str) -> 
     opt.step()
     scheduler.step()
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1 / 5)  # still warming up
+    assert [warmup_cosine(e, epochs=3, warmup=3) for e in range(4)] == pytest.approx([0, 1 / 3, 2 / 3, 1])
