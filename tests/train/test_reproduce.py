@@ -159,7 +159,7 @@ def test_records_regenerate_the_table_without_run_directories(tmp_path) -> None:
     assert "| cpc | fsdd | not run yet |" in changed
 
 
-def test_transcribed_records_are_marked(tmp_path) -> None:
+def test_transcribed_records_are_marked(tmp_path, monkeypatch) -> None:
     suite = _finished_fsdd(tmp_path)
     page = tmp_path / "results.md"
     run_suite(suite, tmp_path / "runs", output=str(page), only=["none"], log=lambda *_: None)
@@ -174,6 +174,12 @@ def test_transcribed_records_are_marked(tmp_path) -> None:
     table = run_suite(suite, tmp_path / "runs", output=str(page), only=["none"], log=lines.append)
     assert "| 95.00 ± 0.50 † | 3 |" in table and "†: figures transcribed" in table
     assert any("an earlier table" in line for line in lines)
+    trained = []  # --only cpc measures a transcribed entry again
+    monkeypatch.setattr("graphcl.train.run.train_run", lambda cfg, run_dir, **kw: trained.append(run_dir) or
+                        results("FSDD", "accuracy", 97.0, speaker_test=99.0))
+    table = run_suite(suite, tmp_path / "runs", output=str(page), only=["cpc"], log=lambda *_: None)
+    assert trained == [tmp_path / "runs" / "mini" / "cpc-fsdd"] and "| 97.00 ± 0.30 | 2 |" in table
+    assert "transcribed" not in read_records(path)["runs"]["cpc-fsdd"]["results"]
 
 
 @pytest.mark.parametrize("text", ["{", "[]", '{"runs": {"a": {"config": 1, "results": {}}}}'])
