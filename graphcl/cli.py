@@ -41,8 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("suite", help="suite YAML, e.g. configs/suites/planetoid.yaml")
     r.add_argument("overrides", nargs="*", help="dotted overrides applied to every config")
     r.add_argument("--out", default="runs", help="root of the suite's run directories (default runs/)")
-    r.add_argument("--table", help="where to write the Markdown table (default: the suite's 'output')")
-    r.add_argument("--only", default="", help="comma-separated methods to run; others are reused or listed")
+    r.add_argument("--table", help="where to write the Markdown table (default: the suite's 'output'); its "
+                   "records go to records/<suite>.json beside it")
+    r.add_argument("--only", default="", help="comma-separated methods to run (their transcribed rows too); others "
+                   "are reused from run directories or records, or listed as not run")
 
     sub.add_parser("list", help="methods, encoders, datasets and configs")
 
