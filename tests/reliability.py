@@ -19,6 +19,9 @@ DATA = "tests/data/test_data.py"
 VALID = "tests/test_validation.py"
 FAULTS = "tests/train/test_faults.py"
 MONITOR = "tests/train/test_monitor.py"
+REPRODUCE = "tests/train/test_reproduce.py"
+MAE = "tests/graph/test_mae_mvgrl.py"
+GLM = "tests/graph/test_graph_level_methods.py"
 
 Case = tuple[str, str, tuple[str, ...]]  # (case, expected behaviour, test ids)
 
@@ -73,6 +76,16 @@ SECTIONS: list[tuple[str, list[Case]]] = [
         ("`--resume` with a config or overrides, or without a checkpoint",
          "One line saying what `--resume` needs; exit 2.",
          (f"{CLI}::test_resume_with_overrides_is_bad_usage", f"{CLI}::test_resume_without_checkpoint_is_bad_usage")),
+        ("A malformed suite records file (`docs/records/<suite>.json`) or `baselines.json`",
+         "One line naming the file; nothing trained, the results page untouched.",
+         (f"{REPRODUCE}::test_malformed_records_file_is_a_one_line_config_error[{{]",
+          f"{REPRODUCE}::test_malformed_baselines_file_is_a_one_line_config_error[{{not json]")),
+        ("Settings an encoder cannot combine (`norm_last` without a norm, `mol_gin` with an output activation), "
+         "a warm-up without the cosine schedule",
+         "One line naming the key; exit 2.",
+         (f"{MAE}::test_warmup_and_norm_last_need_their_companions[model.encoder.norm_last=true-model.encoder.norm_last]",
+          f"{MAE}::test_warmup_and_norm_last_need_their_companions[optim.warmup_epochs=3-optim.warmup_epochs]",
+          f"{GLM}::test_mol_gin_reads_bond_features_in_training_views_and_embeddings")),
     ]),
     ("Datasets", [
         ("Dataset folder missing",

@@ -299,3 +299,8 @@ def test_mol_gin_reads_bond_features_in_training_views_and_embeddings(shared_dat
     assert not torch.allclose(full, method.embed(batch))  # the bonds change the embeddings
     with pytest.raises(ValueError, match="reads edge features"):
         build_encoder("mol_gin", 9, 8, 2, act_last=True)
+    from graphcl.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"key 'model\.encoder': the mol_gin encoder reads edge features"):
+        GraphTask(load_config(CONFIGS / "graphcl" / "ogbg_molbbbp.yaml", overrides=["model.encoder.act_last=true"]),
+                  torch.device("cpu")).build_method()
