@@ -13,7 +13,7 @@ _CLASSES = {path.rpartition(":")[2]: path for path in METHODS.values()}
 
 def __getattr__(name: str) -> Any:
     if name in _CLASSES:
-        from graphcl.train.tasks import resolve
+        from graphcl.core.lazy import resolve
 
         return resolve(_CLASSES[name])
     raise AttributeError(f"module 'graphcl.methods' has no attribute {name!r}")

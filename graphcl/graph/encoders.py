@@ -5,7 +5,6 @@ them and its output activation), so it drops into any PyG pipeline without graph
 """
 from __future__ import annotations
 
-import importlib
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Optional
 
@@ -14,6 +13,8 @@ from torch_geometric.nn import GINConv, Sequential
 from torch_geometric.nn.models import GAT, GCN, GIN, GraphSAGE
 from torch_geometric.nn.models.basic_gnn import BasicGNN
 from torch_geometric.nn.resolver import activation_resolver, normalization_resolver
+
+from graphcl.core.lazy import resolve
 
 # PyG models, and "module:Class" for those imported on first use (MolGIN imports ogb, slow to import).
 ENCODERS: dict[str, Any] = {"gcn": GCN, "sage": GraphSAGE, "gat": GAT, "gin": GIN,
@@ -54,10 +55,7 @@ def build_encoder(
     if key not in ENCODERS:
         raise ValueError(f"unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}")
     cls = ENCODERS[key]
-    if isinstance(cls, str):
-        module, attr = cls.split(":")
-        cls = getattr(importlib.import_module(module), attr)
-    gnn = cls(
+    gnn = (resolve(cls) if isinstance(cls, str) else cls)(
         in_channels,
         hidden_channels,
         num_layers,

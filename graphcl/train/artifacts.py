@@ -27,7 +27,7 @@ BUILDERS = {
 
 def builder(name: str):
     """The encoder builder registered as `name` (a lazy "module:function" string or the function itself)."""
-    from graphcl.train.tasks import resolve
+    from graphcl.core.lazy import resolve
 
     found = BUILDERS[name]
     return resolve(found) if isinstance(found, str) else found

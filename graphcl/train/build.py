@@ -29,7 +29,7 @@ def method_class(name: str) -> type[nn.Module]:
     if key not in METHODS:
         raise ConfigError(f"key 'model.method' names unknown method {name!r}{_suggest(key, list(METHODS))}; "
                           f"choose one of {', '.join(METHODS)}")
-    from graphcl.train.tasks import resolve
+    from graphcl.core.lazy import resolve
 
     return resolve(METHODS[key])
 
@@ -95,6 +95,6 @@ def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer):
 def warmup_cosine(epoch: int, epochs: int, warmup: int = 0) -> float:
     """The lr factor at 0-based `epoch`: linear from 0 over `warmup` epochs, then a cosine from 1 to 0 (a
     warm-up as long as the run stays at the top: there is no decay left)."""
-    if epoch < warmup or 0 < epochs <= warmup:
+    if epoch < warmup or warmup >= epochs:
         return min(epoch / warmup, 1.0)
     return (1 + math.cos(math.pi * (epoch - warmup) / (epochs - warmup))) / 2

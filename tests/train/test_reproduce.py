@@ -112,34 +112,28 @@ def test_show_must_name_extra_keys(tmp_path) -> None:
             read_suite(suite)
 
 
-def test_run_suite_prints_baselines_beside_a_finished_run(tmp_path) -> None:
-    """A finished run (results.json + its config.yaml) is reused and its row gets the saved baselines."""
-    config = REPO / "configs" / "cpc" / "fsdd.yaml"
-    run_dir = tmp_path / "runs" / "mini" / "cpc-fsdd"
-    run_dir.mkdir(parents=True)
-    (run_dir / "config.yaml").write_text(to_yaml(load_config(config)))
-    (run_dir / "results.json").write_text(json.dumps(results("FSDD", "accuracy", 96.1, speaker_test=99.6)))
-    save_baselines(tmp_path / "runs" / "mini", "FSDD",
-                   {"MFCC + logistic regression": {"metric": "accuracy", "test": 91.27, "speaker_test": 95.0}})
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(f"name: mini\nruns:\n  - config: {config}\n    show: {{speaker: speaker_test}}\n")
-    page = tmp_path / "results.md"
-    table = run_suite(suite, tmp_path / "runs", output=str(page), only=["none"], log=lambda *_: None)
-    assert ("| 96.10 ± 0.30 | 2 | speaker 99.6 ± 0.2 | p (accuracy) | — | "
-            "MFCC + logistic regression 91.3 (speaker 95.0) |") in table
-    assert table in page.read_text()
-
-
-def _finished_fsdd(root: Path, test: float = 96.1) -> Path:
+def _finished_fsdd(root: Path) -> Path:
     """A finished cpc-fsdd run under `root/mini` and the one-entry suite file that lists it."""
     config = REPO / "configs" / "cpc" / "fsdd.yaml"
     run_dir = root / "runs" / "mini" / "cpc-fsdd"
     run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text(to_yaml(load_config(config)))
-    (run_dir / "results.json").write_text(json.dumps(results("FSDD", "accuracy", test, speaker_test=99.6)))
+    (run_dir / "results.json").write_text(json.dumps(results("FSDD", "accuracy", 96.1, speaker_test=99.6)))
     suite = root / "suite.yaml"
     suite.write_text(f"name: mini\nruns:\n  - config: {config}\n    show: {{speaker: speaker_test}}\n")
     return suite
+
+
+def test_run_suite_prints_baselines_beside_a_finished_run(tmp_path) -> None:
+    """A finished run (results.json + its config.yaml) is reused and its row gets the saved baselines."""
+    suite = _finished_fsdd(tmp_path)
+    save_baselines(tmp_path / "runs" / "mini", "FSDD",
+                   {"MFCC + logistic regression": {"metric": "accuracy", "test": 91.27, "speaker_test": 95.0}})
+    page = tmp_path / "results.md"
+    table = run_suite(suite, tmp_path / "runs", output=str(page), only=["none"], log=lambda *_: None)
+    assert ("| 96.10 ± 0.30 | 2 | speaker 99.6 ± 0.2 | p (accuracy) | — | "
+            "MFCC + logistic regression 91.3 (speaker 95.0) |") in table
+    assert table in page.read_text()
 
 
 def test_records_regenerate_the_table_without_run_directories(tmp_path) -> None:

@@ -13,12 +13,13 @@ Tasks are imported lazily: `graphcl train` on Cora never imports the image or se
 """
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any, Iterable, Optional, Protocol
 
 import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
+
+from graphcl.core.lazy import resolve
 
 TASKS = {
     "node": "graphcl.train.tasks.node:NodeTask",
@@ -40,12 +41,6 @@ class Task(Protocol):
     def evaluate(self, encoder: nn.Module, seed: int) -> dict: ...
 
     def embed(self, encoder: nn.Module) -> Tensor: ...
-
-
-def resolve(path: str) -> Any:
-    """The object a lazy "package.module:Name" string names."""
-    module, _, name = path.partition(":")
-    return getattr(import_module(module), name)
 
 
 def task_name(cfg: DictConfig) -> str:
