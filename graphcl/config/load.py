@@ -185,6 +185,7 @@ def _check_values(cfg: DictConfig) -> None:
         raise ConfigError("keys 'eval.train_ratio' + 'eval.val_ratio' must be < 1 (the rest is the test "
                           f"split), got {cfg.eval.train_ratio} + {cfg.eval.val_ratio}")
     _require(cfg, "eval.folds", lambda v: v >= 2, ">= 2")
+    _require(cfg, "eval.jobs", lambda v: v >= 1 or v == -1, ">= 1 or -1 (one per core)")
     _require(cfg, "trainer.diagnostics_every", lambda v: v >= 0, ">= 0")
     _require(cfg, "trainer.collapse_std", lambda v: v > 0, "> 0")
     _require(cfg, "eval.c_grid", lambda v: len(v) > 0 and min(v) > 0, "a non-empty list of values > 0")

@@ -97,6 +97,8 @@ class EvalConfig:
     c_grid: List[float] = field(default_factory=lambda: [1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0])
     max_iter: int = 1000                # probe solver iterations
     folds: int = 10                     # svm_cv: outer stratified folds (C by inner CV on the training folds)
+    jobs: int = 1                       # svm_cv: processes over the outer folds; -1 = one per core. A resource
+                                        # setting: the figures do not depend on it
     # Node embeddings for evaluation: full (one forward over the whole graph) | layerwise (one layer at a time
     # over all nodes, in chunks of inference_batch_size nodes: large graphs) | auto (layerwise when data.loader
     # is neighbor, else full).

@@ -137,6 +137,8 @@ def run_suite(suite_path: str | os.PathLike, out_root: str | os.PathLike = "runs
             results = None  # named by --only: measure it again, per seed
         if results is None and only and cfg.model.method not in only:
             rows.append((entry, {"method": cfg.model.method, "dataset": cfg.data.name}))
+            if run_dir.name in records["runs"]:  # a record of another config stays until its row is run
+                kept[run_dir.name] = records["runs"][run_dir.name]
             continue
         if results is None:
             log(f"== {entry['config']} -> {run_dir}")
@@ -190,9 +192,11 @@ def write_records(path: str | os.PathLike, records: dict) -> None:
 
 
 def _comparable(cfg) -> dict:
-    """A config as plain data without display settings (the progress bar), for equality between runs."""
+    """A config as plain data without display and resource settings (the progress bar, the probe's processes),
+    for equality between runs."""
     c = yaml.safe_load(to_yaml(cfg))
     c.get("trainer", {}).pop("progress", None)
+    c.get("eval", {}).pop("jobs", None)
     return c
 
 

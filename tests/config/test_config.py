@@ -170,6 +170,7 @@ def test_unresolvable_interpolation(tmp_path):
     ("model.encoder.num_layers=0", "key 'model.encoder.num_layers' must be >= 1, got 0"),
     ("model.encoder.dropout=1.0", "key 'model.encoder.dropout' must be in [0, 1), got 1.0"),
     ("eval.repeats=0", "key 'eval.repeats' must be >= 1, got 0"),
+    ("eval.jobs=0", "key 'eval.jobs' must be >= 1 or -1 (one per core), got 0"),
     ("eval.train_ratio=0", "key 'eval.train_ratio' must be in (0, 1), got 0.0"),
     ("eval.val_ratio=1.5", "key 'eval.val_ratio' must be in (0, 1), got 1.5"),
     ("eval.c_grid=[]", "key 'eval.c_grid' must be a non-empty list of values > 0, got []"),

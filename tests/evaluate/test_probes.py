@@ -209,6 +209,7 @@ def test_svm_cv_blobs():
     assert len(out["per_fold"]) == 10 and len(out["C"]) == 10
     assert out["mean"] > 0.95 and out["std"] >= 0.0
     assert svm_cv(x, y) == out  # deterministic
+    assert svm_cv(x, y, n_jobs=2) == out  # processes over the folds change nothing
 
 
 def test_svm_cv_random_labels_at_chance():

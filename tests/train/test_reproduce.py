@@ -151,6 +151,9 @@ def test_records_regenerate_the_table_without_run_directories(tmp_path) -> None:
     changed = run_suite(suite, tmp_path / "fresh-clone-runs", overrides=["trainer.epochs=1"], output=str(page),
                         only=["none"], log=lambda *_: None)
     assert "| cpc | fsdd | not run yet |" in changed
+    resources = run_suite(suite, tmp_path / "fresh-clone-runs", overrides=["eval.jobs=2", "trainer.progress=false"],
+                          output=str(page), only=["none"], log=lambda *_: None)
+    assert "| 96.10 ± 0.30 | 2 |" in resources  # settings that cannot change a figure still reuse the record
 
 
 def test_transcribed_records_are_marked(tmp_path, monkeypatch) -> None:

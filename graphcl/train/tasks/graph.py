@@ -128,7 +128,7 @@ class GraphTask:
         if self.ogb_split is not None:
             return self._evaluate_ogb(encoder, seed)
         result = svm_cv(self.embed(encoder).numpy(), self.labels.cpu().numpy(), folds=cfg.eval.folds,
-                        c_grid=list(cfg.eval.c_grid), seed=seed, **self.svm)
+                        c_grid=list(cfg.eval.c_grid), seed=seed, n_jobs=cfg.eval.jobs, **self.svm)
         return {"protocol": "svm_cv", "metric": "accuracy", "test": result["mean"], "val": result["val"],
                 "test_std": result["std"], "per_fold": result["per_fold"], "C": result["C"]}
 
