@@ -72,6 +72,46 @@ def test_build_encoder_passes_options_to_pyg(graph: Data) -> None:
     assert enc(graph.x, graph.edge_index).shape == (graph.num_nodes, 16)
 
 
+def test_gin_without_mlp_norm_is_the_graphcl_encoder(graph: Data) -> None:
+    """`mlp_norm: False`: each conv is Linear-ReLU-Linear over `x + sum of neighbours`, then ReLU and batch
+    norm (Shen-Lab/GraphCL's and InfoGraph's gin.py), layers concatenated; PyG's GIN has a norm inside the MLP."""
+    torch.manual_seed(0)
+    options = {"jk": "cat", "act_first": True}
+    enc = build_encoder("gin", graph.num_features, 8, 2, act="relu", norm="batch_norm", act_last=False,
+                        options={**options, "mlp_norm": False}).double()
+    x, (src, dst) = graph.x.double(), graph.edge_index
+    h, outs = x, []
+    for conv, norm in zip(enc.convs, enc.norms):
+        lin1, lin2 = conv.nn.lins
+        agg = h + torch.zeros_like(h).index_add_(0, dst, h[src])
+        h = torch.relu(lin2(torch.relu(lin1(agg))))
+        h = (h - h.mean(0)) / torch.sqrt(h.var(0, unbiased=False) + norm.module.eps) * norm.module.weight + norm.module.bias
+        outs.append(h)
+    torch.testing.assert_close(enc(x, graph.edge_index), torch.cat(outs, 1), rtol=1e-10, atol=1e-10)
+    pyg = build_encoder("gin", graph.num_features, 8, 2, act="relu", norm="batch_norm", act_last=False, options=options)
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in pyg.convs[0].nn.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for conv in enc.convs for m in conv.nn.modules())
+    with pytest.raises(ValueError, match="mlp_norm applies to the gin encoder only"):
+        build_encoder("gcn", 4, 8, 2, options={"mlp_norm": False})
+
+
+def test_concatenated_layers_get_contiguous_gradients(graph: Data) -> None:
+    """With `jk: cat` each layer's output receives a contiguous gradient (a strided slice of the concatenation's
+    gradient slows batch norm's backward ~2.5x on CPU); the gradients are the same as without the hook."""
+    torch.manual_seed(0)
+    enc = build_encoder("gin", graph.num_features, 8, 3, norm="batch_norm", act_last=False, options={"jk": "cat"})
+    seen = []
+    enc.jk.register_forward_pre_hook(lambda jk, args: [x.register_hook(lambda g: seen.append(g.is_contiguous()))
+                                                       for x in args[0]] and None)
+    out = enc(graph.x, graph.edge_index)
+    grads = torch.autograd.grad(out.square().sum(), list(enc.parameters()))
+    assert seen == [True, True, True]
+    enc.jk._forward_pre_hooks.clear()
+    reference = torch.autograd.grad(enc(graph.x, graph.edge_index).square().sum(), list(enc.parameters()))
+    for g, r in zip(grads, reference):
+        torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-6)
+
+
 def test_build_encoder_single_layer_gcn(graph: Data) -> None:
     enc = build_encoder("gcn", graph.num_features, 32, 1)
     assert enc(graph.x, graph.edge_index).shape == (graph.num_nodes, 32)

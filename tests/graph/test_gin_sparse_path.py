@@ -48,9 +48,10 @@ def random_graphs(num_graphs: int = 12, num_features: int = 7, seed: int = 0) ->
 
 
 def gin(in_channels: int) -> torch.nn.Module:
-    """GraphCL's encoder (configs/graphcl/*.yaml): GIN, 3 layers, ReLU then batch norm, layers concatenated."""
+    """GraphCL's encoder (configs/graphcl/*.yaml): GIN, 3 layers of Linear-ReLU-Linear convs, ReLU then batch
+    norm, layers concatenated."""
     return build_encoder("gin", in_channels, 16, 3, act="relu", norm="batch_norm", act_last=False,
-                         options={"jk": "cat", "act_first": True}).double()
+                         options={"jk": "cat", "act_first": True, "mlp_norm": False}).double()
 
 
 def pyg_path(monkeypatch: pytest.MonkeyPatch) -> None:
