@@ -289,6 +289,7 @@ def info_nce(
     intra_view: bool = False,
     energy: str = "cosine",
     chunk_size: int | None = None,
+    exclude_positive: bool = False,
 ) -> Tensor:
     """InfoNCE: mean_i -log softmax over anchor i's candidates of its positive, s = energy / T.
 
@@ -296,6 +297,8 @@ def info_nce(
     s(q_i, q_j), j != i, when `intra_view`), `[M, D]` (shared bank/queue: s(q_i, p_i) and s(q_i, n_m)) or
     `[N, M, D]` (per anchor: s(q_i, p_i) and s(q_i, n_im)). loss_i = -s(q_i, p_i) + logsumexp(candidates).
     `chunk_size` bounds the live scores to chunk_size x candidates in forward and backward.
+    `exclude_positive`: the positive is left out of the candidates, loss_i = -s(q_i, p_i) + logsumexp over the
+    negatives only (GraphCL's eq. 3 and code; the "decoupled" loss of Yeh et al., 2022); not with `intra_view`.
     """
     fn = "info_nce"
     _validate(fn, query=query, positive=positive)
@@ -310,18 +313,24 @@ def info_nce(
         if intra_view:
             shape = tuple(negatives.shape)
             raise ValueError(f"{fn}: intra_view=True needs negatives=None, got 'negatives' of shape {shape}")
+    if exclude_positive and intra_view:
+        raise ValueError(f"{fn}: exclude_positive=True is not supported with intra_view=True")
+    if exclude_positive and negatives is None and len(query) < 2:
+        raise ValueError(f"{fn}: exclude_positive=True with in-batch negatives needs N >= 2 rows, got "
+                         f"{len(query)}")
     q, p, n = _compute(query, positive, negatives)
     if energy == "cosine":  # cosine is the dot product of unit rows: normalise once, outside the chunked LSE
         q, p, n = _unit(q), _unit(p), None if n is None else _unit(n)
     pos = (q * p).sum(-1) / temperature
     if n is None and intra_view:  # candidates: all of p, then q less the anchor itself (column N + i)
         lse = _pair_logsumexp(q, torch.cat([p, q]), temperature, len(q), chunk_size)
-    elif n is None:
-        lse = _pair_logsumexp(q, p, temperature, None, chunk_size)
-    elif n.dim() == 2:
-        lse = torch.logaddexp(pos, _pair_logsumexp(q, n, temperature, None, chunk_size))
-    else:  # per-anchor negatives are already N x M: no chunking needed
-        lse = torch.logaddexp(pos, (_pair_dot(q, n) / temperature).logsumexp(1))
+    elif n is None:  # column i is the positive
+        lse = _pair_logsumexp(q, p, temperature, 0 if exclude_positive else None, chunk_size)
+    else:
+        lse = (_pair_logsumexp(q, n, temperature, None, chunk_size) if n.dim() == 2
+               else (_pair_dot(q, n) / temperature).logsumexp(1))  # per-anchor negatives: N x M already
+        if not exclude_positive:
+            lse = torch.logaddexp(pos, lse)
     return (lse - pos).mean()
 
 

@@ -109,7 +109,8 @@ def ref_softplus(x):
 # ----------------------------------------------------------------------------------------
 # loss references
 # ----------------------------------------------------------------------------------------
-def ref_info_nce(query, positive, negatives=None, temperature=0.1, intra_view=False, energy="cosine"):
+def ref_info_nce(query, positive, negatives=None, temperature=0.1, intra_view=False, energy="cosine",
+                 exclude_positive=False):
     N = query.shape[0]
 
     def s(a, b):
@@ -119,12 +120,12 @@ def ref_info_nce(query, positive, negatives=None, temperature=0.1, intra_view=Fa
     for i in range(N):
         pos = s(query[i], positive[i])
         if negatives is None:
-            terms = [s(query[i], positive[j]) for j in range(N)]
+            terms = [s(query[i], positive[j]) for j in range(N) if not (exclude_positive and j == i)]
             if intra_view:
                 terms += [s(query[i], query[j]) for j in range(N) if j != i]
         else:
             negs = negatives if negatives.dim() == 2 else negatives[i]
-            terms = [pos] + [s(query[i], negs[m]) for m in range(negs.shape[0])]
+            terms = ([] if exclude_positive else [pos]) + [s(query[i], negs[m]) for m in range(negs.shape[0])]
         per_anchor.append(-pos + ref_logsumexp(terms))
     return torch.stack(per_anchor).mean()
 
@@ -392,6 +393,43 @@ def test_info_nce_grad(n, d, temperature, energy, mode):
     _close(v_got, v_exp)
     for a, b in zip(g_got, g_exp):
         _close(a, b, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("mode", ["in_batch", "bank", "per_anchor"])
+@pytest.mark.parametrize("energy", ["cosine", "dot"])
+@pytest.mark.parametrize("chunk", [None, 3])
+def test_info_nce_exclude_positive_value_and_grad(mode, energy, chunk):
+    """GraphCL's form: the positive left out of the denominator (value and gradients against the float64 loop)."""
+    if mode == "per_anchor" and chunk is not None:
+        pytest.skip("per-anchor negatives are never chunked")
+    q, p, negs = _info_nce_inputs(4000 + len(mode), 9, 6, mode)
+    inputs = [q, p] + ([negs] if negs is not None else [])
+    kw = dict(temperature=0.2, energy=energy, exclude_positive=True)
+
+    def impl(q_, p_, *rest):
+        return L.info_nce(q_, p_, rest[0] if rest else None, chunk_size=chunk, **kw)
+
+    def ref(q_, p_, *rest):
+        return ref_info_nce(q_, p_, rest[0] if rest else None, **kw)
+
+    v_got, g_got = _value_and_grads(impl, inputs)
+    v_exp, g_exp = _value_and_grads(ref, inputs)
+    _close(v_got, v_exp)
+    for a, b in zip(g_got, g_exp):
+        _close(a, b, rtol=1e-6, atol=1e-9)
+    # known value: with every pair equally similar, each anchor has N - 1 (or M) equal negatives
+    ones = torch.ones(9, 6, dtype=torch.float64)
+    expected = math.log(8 if negs is None else 6)
+    bank = None if negs is None else torch.ones_like(negs)
+    assert abs(float(L.info_nce(ones, ones, bank, exclude_positive=True, chunk_size=chunk)) - expected) < 1e-12
+
+
+def test_info_nce_exclude_positive_rejects_what_it_cannot_compute():
+    q = torch.randn(4, 3)
+    with pytest.raises(ValueError, match="not supported with intra_view"):
+        L.info_nce(q, q, intra_view=True, exclude_positive=True)
+    with pytest.raises(ValueError, match="needs N >= 2 rows, got 1"):
+        L.info_nce(q[:1], q[:1], exclude_positive=True)
 
 
 _CHUNK_REF_CACHE: dict = {}

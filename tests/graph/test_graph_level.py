@@ -166,6 +166,29 @@ def test_gin_with_concatenated_layers_is_a_plain_pyg_gin() -> None:
     torch.testing.assert_close(pooled, torch.stack([h[:3].sum(0), h[3:].sum(0)]))
 
 
+def test_graphcl_exclude_positive_leaves_the_positive_out_of_the_denominator(mutag) -> None:
+    """GraphCL's own loss (`loss_cal`): -log(e^{s_ii} / sum_{j != i} e^{s_ij}), s = cos / T, anchors from the
+    original graphs, candidates from the views."""
+    from graphcl.graph.methods.graphcl import GraphCL
+    from graphcl.graph.readout import graph_embeddings
+
+    batch = Batch.from_data_list(mutag[:12])
+    batch.x = batch.x.double()
+    torch.manual_seed(0)
+    enc = build_encoder("gin", batch.num_features, 8, 2, act="relu", norm="batch_norm", act_last=False,
+                        options={"jk": "cat", "act_first": True, "mlp_norm": False})
+    method = GraphCL(enc, output_channels(enc), exclude_positive=True).double()
+    torch.manual_seed(1)
+    loss = method(batch)
+    torch.manual_seed(1)
+    z1 = method.projector(graph_embeddings(method.encoder, batch))
+    z2 = method.projector(graph_embeddings(method.encoder, method.augment(batch)))
+    s = torch.nn.functional.normalize(z1, dim=1) @ torch.nn.functional.normalize(z2, dim=1).T / 0.2
+    e = s.exp()
+    expected = -torch.log(e.diagonal() / (e.sum(1) - e.diagonal())).mean()
+    torch.testing.assert_close(loss, expected, rtol=1e-10, atol=1e-12)
+
+
 # -- svm_cv never sees a test fold while choosing C ---------------------------------------------------
 def test_svm_cv_model_selection_never_fits_on_a_test_fold(monkeypatch) -> None:
     rng = np.random.default_rng(0)

@@ -5,7 +5,8 @@ dropping, subgraphs, edge perturbation, attribute masking); as in the official u
 other view is the original graph (`augment_both=True` augments both); encoder: a GNN whose node embeddings
 are pooled per graph (GIN with per-layer sum pools concatenated); head: Linear-ReLU-Linear; energy: cosine;
 objective: `info_nce` of each graph against the other view of every graph in the batch (gathered from all
-processes).
+processes); `exclude_positive=True` leaves the positive out of the denominator, as the paper's eq. 3 and the
+official `loss_cal` do.
 """
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ class GraphCL(nn.Module):
 
     def __init__(self, encoder: nn.Module, hidden_channels: int,
                  views: Optional[Mapping[str, Mapping[str, Any]]] = None, temperature: float = 0.2,
-                 pool: str = "sum", augment_both: bool = False, projector_hidden: Optional[int] = None) -> None:
+                 pool: str = "sum", augment_both: bool = False, projector_hidden: Optional[int] = None,
+                 exclude_positive: bool = False) -> None:
         check_positive("GraphCL", temperature=temperature)
         check_choice("GraphCL", "pool", pool, POOLS)
         check_size("GraphCL", projector_hidden=projector_hidden)
@@ -53,13 +55,15 @@ class GraphCL(nn.Module):
         hidden = projector_hidden or hidden_channels
         self.projector = MLP(hidden_channels, hidden, hidden_channels, num_layers=2, norm=None, act="relu")
         self.temperature, self.pool, self.augment_both = temperature, pool, augment_both
+        self.exclude_positive = exclude_positive
 
     def forward(self, batch: Batch) -> Tensor:
         first = self.augment(batch) if self.augment_both else batch
         z1 = self.projector(graph_embeddings(self.encoder, first, self.pool))
         z2 = self.projector(graph_embeddings(self.encoder, self.augment(batch), self.pool))
         # negatives from every process's graphs: each computes the loss of the global batch (core.distributed)
-        return info_nce(gather_with_grad(z1), gather_with_grad(z2), temperature=self.temperature)
+        return info_nce(gather_with_grad(z1), gather_with_grad(z2), temperature=self.temperature,
+                        exclude_positive=self.exclude_positive)
 
     def embed(self, batch: Batch) -> Tensor:
         return graph_embeddings(self.encoder, batch, self.pool)
