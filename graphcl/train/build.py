@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
+from torch_geometric.nn.dense.linear import Linear as PygLinear
 
 from graphcl.config import ConfigError
 from graphcl.core.checks import ArgumentError
@@ -50,6 +51,20 @@ def method_params(cfg: DictConfig) -> dict[str, Any]:
             raise ConfigError(f"unknown key 'model.params.{key}' for method {cfg.model.method!r}"
                               f"{_suggest(key, accepted)}")
     return params
+
+
+def initialise(method: nn.Module, scheme: str) -> nn.Module:
+    """`model.init` on a built method: "default" leaves it; "xavier_uniform" gives every Linear layer (PyTorch's
+    and PyG's) a Glorot-uniform weight and a zero bias."""
+    if scheme == "xavier_uniform":
+        for m in method.modules():
+            if isinstance(m, (nn.Linear, PygLinear)):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+    elif scheme != "default":
+        raise ConfigError(f"key 'model.init' must be one of default, xavier_uniform; got {scheme!r}")
+    return method
 
 
 def build_method(cfg: DictConfig, in_channels: int, static_graph: bool = False) -> nn.Module:

@@ -24,7 +24,7 @@ from torch_geometric.data import Data
 from graphcl.config import config_from_dict, load_config, save_config
 from graphcl.core.distributed import world_size
 from graphcl.train.artifacts import encoder_from_file, read_encoder_file, save_encoder, write_environment
-from graphcl.train.build import build_optimizer, build_scheduler, method_class
+from graphcl.train.build import build_optimizer, build_scheduler, initialise, method_class
 from graphcl.train.checkpoint import (CheckpointError, check_same_run, load_torch, save_json, save_torch,
                                       seed_everything)
 from graphcl.train.distributed import (is_main, launched, local_device, main_first, own_view_stream,
@@ -145,7 +145,7 @@ def _train_seeds(cfg: Optional[DictConfig], file, mode: str, dataset: Any, log, 
     try:
         for seed in cfg.seeds[len(done):]:
             seed_everything(seed)  # the same on every rank: every rank builds the same model
-            method = task.build_method().to(device)
+            method = initialise(task.build_method(), cfg.model.init).to(device)
             optimizer = build_optimizer(cfg, method.parameters())
             scheduler = build_scheduler(cfg, optimizer)
             trainer = Trainer(

@@ -25,7 +25,7 @@ from graphcl.data import load_dataset, make_synthetic_node_data
 from graphcl.evaluate import evaluate_nodes
 from graphcl.graph import build_encoder
 from graphcl.graph.methods.dgi import DGI
-from graphcl.train.build import build_method, encoder_spec
+from graphcl.train.build import build_method, encoder_spec, initialise
 from graphcl.train.checkpoint import load_torch
 from graphcl.train.rundir import RunDirError
 from graphcl.train.run import train_run
@@ -380,3 +380,24 @@ def test_pretrain_on_a_networkx_graph(tmp_path: Path) -> None:
                            eval={"protocol": "random", "train_ratio": 0.3, "val_ratio": 0.3}, seeds=[0])
     assert 0 <= run.results["test"]["mean"] <= 100 and run.results["dataset"] == "custom"
     assert run.encoder(torch.ones(34, 2), torch.tensor([[0, 1], [1, 0]])).shape == (34, 16)
+
+
+def test_xavier_uniform_init_reaches_every_linear_layer() -> None:
+    """`model.init: xavier_uniform` (InfoGraph's and GraphCL's init_emb): every Linear of the method, PyTorch's
+    (heads) and PyG's (GIN's MLPs), Glorot-uniform with zero bias; batch norms and the default are untouched."""
+    cfg = load_config(str(REPO / "configs/infograph/mutag.yaml"), ["model.init=xavier_uniform"])
+    torch.manual_seed(0)
+    method = build_method(cfg, 7)
+    before = {k: v.clone() for k, v in method.state_dict().items()}
+    assert initialise(method, "default") is method
+    assert all(torch.equal(v, method.state_dict()[k]) for k, v in before.items())
+    initialise(method, "xavier_uniform")
+    linears = [m for m in method.modules() if hasattr(m, "weight") and m.weight is not None and m.weight.dim() == 2]
+    assert len(linears) >= 8 and {type(m).__module__.split(".")[0] for m in linears} == {"torch", "torch_geometric"}
+    for m in linears:
+        fan_out, fan_in = m.weight.shape
+        bound = (6 / (fan_in + fan_out)) ** 0.5
+        assert m.weight.abs().max() <= bound and m.weight.abs().max() > 0.8 * bound
+        assert m.bias is None or not m.bias.any()
+    norms = [k for k in before if "norms" in k and k.endswith("weight")]
+    assert norms and all(torch.equal(before[k], method.state_dict()[k]) for k in norms)
