@@ -62,6 +62,12 @@ SECTIONS: list[tuple[str, list[Case]]] = [
          (f"{VALID}::test_method_hyperparameters_are_checked_when_built",
           f"{VALID}::test_method_constructors_name_the_argument",
           f"{VALID}::test_bad_hyperparameter_exits_2_before_training")),
+        ("`model.init: xavier_uniform` for a method with a momentum target (BGRL, BYOL, MoCo, DINO), whose "
+         "target was copied from the online network when built",
+         "`key 'model.init' is 'xavier_uniform', but BGRL holds a momentum target ...`; exit 2, before the "
+         "directory becomes a run.",
+         (f"{RUN}::test_xavier_uniform_init_is_refused_where_a_momentum_target_was_copied",
+          f"{VALID}::test_init_a_momentum_method_cannot_take_exits_2_before_training")),
         ("A method name that does not exist",
          "Names it and the closest method (`did you mean 'dgi'`); exit 2, no run directory.",
          (f"{CLI}::test_unknown_method_exits_2_and_suggests_dgi",)),

@@ -110,6 +110,14 @@ def test_bad_hyperparameter_exits_2_before_training(graphcl_cli, tmp_path: Path)
     assert holds_no_run(run), "a config error must not leave a run behind (a second try would be refused)"
 
 
+def test_init_a_momentum_method_cannot_take_exits_2_before_training(graphcl_cli, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    code, _, err = graphcl_cli("train", REPO / "configs/bgrl/cora.yaml", *FAST, "model.init=xavier_uniform",
+                               "--out", run)
+    one_line_usage_error(code, err, "key 'model.init' is 'xavier_uniform', but BGRL holds a momentum target")
+    assert holds_no_run(run)
+
+
 def test_unknown_dataset_exits_2_with_a_close_match(graphcl_cli, tmp_path: Path) -> None:
     code, _, err = graphcl_cli("train", CORA, "data.name=coraa", "--out", tmp_path / "run")
     one_line_usage_error(code, err, "key 'data.name'", "unknown dataset 'coraa'", "did you mean 'cora'?")

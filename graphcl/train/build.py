@@ -55,8 +55,12 @@ def method_params(cfg: DictConfig) -> dict[str, Any]:
 
 def initialise(method: nn.Module, scheme: str) -> nn.Module:
     """`model.init` on a built method: "default" leaves it; "xavier_uniform" gives every Linear layer (PyTorch's
-    and PyG's) a Glorot-uniform weight and a zero bias."""
+    and PyG's) a Glorot-uniform weight and a zero bias. Refused for a method with a momentum target: the target
+    was copied from the online network when the method was built, and would no longer equal it."""
     if scheme == "xavier_uniform":
+        if any(not p.requires_grad for p in method.parameters()):
+            raise ConfigError(f"key 'model.init' is {scheme!r}, but {type(method).__name__} holds a momentum target "
+                              "copied from its online network when built; use model.init=default")
         for m in method.modules():
             if isinstance(m, (nn.Linear, PygLinear)):
                 nn.init.xavier_uniform_(m.weight)

@@ -117,8 +117,8 @@ def _train_seeds(cfg: Optional[DictConfig], file, mode: str, dataset: Any, log, 
     device = local_device(resolve_device(cfg.trainer.device))
     with main_first():  # rank 0 processes the dataset into the cache before the others read it
         task = get_task(cfg, device, dataset)
-    task.build_method()  # a bad model.params value fails here, before the directory becomes a run
-    # the directory becomes a run only once its inputs are known to be usable
+    initialise(task.build_method(), cfg.model.init)  # a bad model.params or model.init fails here, before
+    # the directory becomes a run: it becomes one only once its inputs are known to be usable
     cfg_dict = OmegaConf.to_container(cfg, resolve=True)
     if write:
         save_config(cfg, file("config.yaml"))

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import graphcl
-from graphcl.config import config_from_dict, load_config
+from graphcl.config import ConfigError, config_from_dict, load_config
 from graphcl.data import load_dataset, make_synthetic_node_data
 from graphcl.evaluate import evaluate_nodes
 from graphcl.graph import build_encoder
@@ -401,3 +401,9 @@ def test_xavier_uniform_init_reaches_every_linear_layer() -> None:
         assert m.bias is None or not m.bias.any()
     norms = [k for k in before if "norms" in k and k.endswith("weight")]
     assert norms and all(torch.equal(before[k], method.state_dict()[k]) for k in norms)
+
+
+def test_xavier_uniform_init_is_refused_where_a_momentum_target_was_copied() -> None:
+    cfg = load_config(str(REPO / "configs/bgrl/cora.yaml"), ["model.init=xavier_uniform"])
+    with pytest.raises(ConfigError, match="key 'model.init' is 'xavier_uniform', but BGRL holds a momentum target"):
+        initialise(build_method(cfg, 16), cfg.model.init)
