@@ -56,7 +56,9 @@ class ModelConfig:
     # Method-specific keyword arguments (e.g. temperature); free-form here, checked by the method builder.
     params: Dict[str, Any] = field(default_factory=dict)
     # default: every layer's own initialisation | xavier_uniform: every Linear layer of the method (encoder and
-    # heads) Glorot-uniform with zero bias, after it is built (InfoGraph's and GraphCL's init_emb)
+    # heads) Glorot-uniform with zero bias, after it is built (InfoGraph's and GraphCL's init_emb) | dgl: every
+    # GAT conv as DGL's GATConv starts (Xavier-normal weight and attention vectors with ReLU gain, zero bias;
+    # GraphMAE's published runs), other layers unchanged
     init: str = "default"
 
 
@@ -124,7 +126,7 @@ class RunConfig:
 
 # Allowed values of the string fields that name a choice, by dotted key.
 CHOICES: Dict[str, Tuple[str, ...]] = {
-    "model.init": ("default", "xavier_uniform"),
+    "model.init": ("default", "xavier_uniform", "dgl"),
     "data.features": ("auto", "degree", "append_degree", "constant"),
     "data.loader": ("full", "neighbor"),
     # PyG BasicGNN models; image backbones; sequence encoders

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
+from torch_geometric.nn import GATConv, GATv2Conv
 from torch_geometric.nn.dense.linear import Linear as PygLinear
 
 from graphcl.config import ConfigError
@@ -55,19 +56,29 @@ def method_params(cfg: DictConfig) -> dict[str, Any]:
 
 def initialise(method: nn.Module, scheme: str) -> nn.Module:
     """`model.init` on a built method: "default" leaves it; "xavier_uniform" gives every Linear layer (PyTorch's
-    and PyG's) a Glorot-uniform weight and a zero bias. Refused for a method with a momentum target: the target
-    was copied from the online network when the method was built, and would no longer equal it."""
-    if scheme == "xavier_uniform":
-        if any(not p.requires_grad for p in method.parameters()):
-            raise ConfigError(f"key 'model.init' is {scheme!r}, but {type(method).__name__} holds a momentum target "
-                              "copied from its online network when built; use model.init=default")
-        for m in method.modules():
-            if isinstance(m, (nn.Linear, PygLinear)):
-                nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-    elif scheme != "default":
-        raise ConfigError(f"key 'model.init' must be one of default, xavier_uniform; got {scheme!r}")
+    and PyG's) a Glorot-uniform weight and a zero bias; "dgl" starts every GAT conv as DGL's `GATConv` does
+    (weight and attention vectors Xavier-normal with ReLU gain, zero bias: PyG's are Glorot-uniform, sqrt(2)
+    narrower). Refused for a method with a momentum target: the target was copied from the online network when
+    the method was built, and would no longer equal it."""
+    if scheme == "default":
+        return method
+    if scheme not in ("xavier_uniform", "dgl"):
+        raise ConfigError(f"key 'model.init' must be one of default, xavier_uniform, dgl; got {scheme!r}")
+    if any(not p.requires_grad for p in method.parameters()):
+        raise ConfigError(f"key 'model.init' is {scheme!r}, but {type(method).__name__} holds a momentum target "
+                          "copied from its online network when built; use model.init=default")
+    gain = nn.init.calculate_gain("relu")
+    for m in method.modules():
+        if scheme == "xavier_uniform" and isinstance(m, (nn.Linear, PygLinear)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif scheme == "dgl" and isinstance(m, (GATConv, GATv2Conv)):
+            for name, p in m.named_parameters(recurse=True):
+                if name == "bias" or name.endswith(".bias"):
+                    nn.init.zeros_(p)
+                else:  # lin(_src/_dst).weight, att(_src/_dst)
+                    nn.init.xavier_normal_(p, gain=gain)
     return method
 
 

@@ -199,7 +199,7 @@ def test_split_ratios_must_leave_a_test_split(tmp_path):
     ("eval.protocol=randm", "key 'eval.protocol' must be one of public, random, ogb, svm_cv, ogb_graph; got 'randm' "
                             "(did you mean 'random'?)"),
     ("augment.corruption=mask", "key 'augment.corruption' must be one of shuffle; got 'mask'"),
-    ("model.init=glorot", "key 'model.init' must be one of default, xavier_uniform; got 'glorot'"),
+    ("model.init=glorot", "key 'model.init' must be one of default, xavier_uniform, dgl; got 'glorot'"),
 ])
 def test_choice_fields(tmp_path, override, message):
     assert error(tmp_path, MINIMAL, override) == message

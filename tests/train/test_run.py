@@ -407,3 +407,26 @@ def test_xavier_uniform_init_is_refused_where_a_momentum_target_was_copied() -> 
     cfg = load_config(str(REPO / "configs/bgrl/cora.yaml"), ["model.init=xavier_uniform"])
     with pytest.raises(ConfigError, match="key 'model.init' is 'xavier_uniform', but BGRL holds a momentum target"):
         initialise(build_method(cfg, 16), cfg.model.init)
+
+
+def test_dgl_init_starts_gat_convs_as_dgl_does() -> None:
+    """`model.init: dgl` (GraphMAE's published DGL runs): every GAT conv's weight and attention vectors
+    Xavier-normal with ReLU gain, zero bias; the other layers (encoder-to-decoder map, mask token) untouched."""
+    from torch_geometric.nn import GATConv
+
+    cfg = load_config(str(REPO / "configs/graphmae/cora.yaml"), ["model.init=dgl", "model.encoder.hidden_channels=256"])
+    torch.manual_seed(0)
+    method = build_method(cfg, 500)
+    before = {k: v.clone() for k, v in method.state_dict().items()}
+    initialise(method, "dgl")
+    convs = [m for m in method.modules() if isinstance(m, GATConv)]
+    assert len(convs) == 3  # two encoder layers and the decoder
+    for conv in convs:
+        w = conv.lin.weight
+        fan_out, fan_in = w.shape
+        expected = 2 ** 0.5 * (2 / (fan_in + fan_out)) ** 0.5
+        assert abs(w.std().item() / expected - 1) < 0.05
+        assert not conv.bias.any() and conv.att_src.abs().sum() > 0
+    after = method.state_dict()
+    for key in ("encoder_to_decoder.weight", "mask_token"):
+        assert torch.equal(before[key], after[key])
