@@ -14,6 +14,7 @@ from torch_geometric.nn import GATConv, GATv2Conv
 from torch_geometric.nn.dense.linear import Linear as PygLinear
 
 from graphcl.config import ConfigError
+from graphcl.config.schema import CHOICES
 from graphcl.core.checks import ArgumentError
 from graphcl.graph.encoders import build_encoder, output_channels
 from graphcl.train.registry import METHODS
@@ -62,8 +63,8 @@ def initialise(method: nn.Module, scheme: str) -> nn.Module:
     the method was built, and would no longer equal it."""
     if scheme == "default":
         return method
-    if scheme not in ("xavier_uniform", "dgl"):
-        raise ConfigError(f"key 'model.init' must be one of default, xavier_uniform, dgl; got {scheme!r}")
+    if scheme not in CHOICES["model.init"]:
+        raise ConfigError(f"key 'model.init' must be one of {', '.join(CHOICES['model.init'])}; got {scheme!r}")
     if any(not p.requires_grad for p in method.parameters()):
         raise ConfigError(f"key 'model.init' is {scheme!r}, but {type(method).__name__} holds a momentum target "
                           "copied from its online network when built; use model.init=default")
@@ -75,7 +76,7 @@ def initialise(method: nn.Module, scheme: str) -> nn.Module:
                 nn.init.zeros_(m.bias)
         elif scheme == "dgl" and isinstance(m, (GATConv, GATv2Conv)):
             for name, p in m.named_parameters(recurse=True):
-                if name == "bias" or name.endswith(".bias"):
+                if name.rpartition(".")[2] == "bias":
                     nn.init.zeros_(p)
                 else:  # lin(_src/_dst).weight, att(_src/_dst)
                     nn.init.xavier_normal_(p, gain=gain)

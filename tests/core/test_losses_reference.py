@@ -378,12 +378,16 @@ def test_info_nce_value(n, d, temperature, energy, mode):
 @pytest.mark.parametrize("n,d", [(2, 3), (5, 8), (17, 32)])
 def test_info_nce_grad(n, d, temperature, energy, mode):
     q, p, negs = _info_nce_inputs(2000 + 7 * n + d, n, d, mode)
-    intra = mode == "intra"
+    _info_nce_matches_reference(q, p, negs, temperature=temperature, intra_view=mode == "intra", energy=energy)
+
+
+def _info_nce_matches_reference(q, p, negs, chunk_size=None, **kw):
+    """`info_nce(q, p, negs, chunk_size, **kw)` equals the float64 loop `ref_info_nce(..., **kw)` in value and in
+    the gradient of every input."""
     inputs = [q, p] + ([negs] if negs is not None else [])
-    kw = dict(temperature=temperature, intra_view=intra, energy=energy)
 
     def impl(q_, p_, *rest):
-        return L.info_nce(q_, p_, rest[0] if rest else None, **kw)
+        return L.info_nce(q_, p_, rest[0] if rest else None, chunk_size=chunk_size, **kw)
 
     def ref(q_, p_, *rest):
         return ref_info_nce(q_, p_, rest[0] if rest else None, **kw)
@@ -401,20 +405,7 @@ def test_info_nce_grad(n, d, temperature, energy, mode):
 def test_info_nce_exclude_positive_value_and_grad(mode, energy, chunk):
     """GraphCL's form: the positive left out of the denominator (value and gradients against the float64 loop)."""
     q, p, negs = _info_nce_inputs(4000 + len(mode), 9, 6, mode)
-    inputs = [q, p] + ([negs] if negs is not None else [])
-    kw = dict(temperature=0.2, energy=energy, exclude_positive=True)
-
-    def impl(q_, p_, *rest):
-        return L.info_nce(q_, p_, rest[0] if rest else None, chunk_size=chunk, **kw)
-
-    def ref(q_, p_, *rest):
-        return ref_info_nce(q_, p_, rest[0] if rest else None, **kw)
-
-    v_got, g_got = _value_and_grads(impl, inputs)
-    v_exp, g_exp = _value_and_grads(ref, inputs)
-    _close(v_got, v_exp)
-    for a, b in zip(g_got, g_exp):
-        _close(a, b, rtol=1e-6, atol=1e-9)
+    _info_nce_matches_reference(q, p, negs, chunk_size=chunk, temperature=0.2, energy=energy, exclude_positive=True)
     # known value: with every pair equally similar, each anchor has N - 1 (or M) equal negatives
     ones = torch.ones(9, 6, dtype=torch.float64)
     expected = math.log(8 if negs is None else 6)

@@ -85,7 +85,8 @@ def test_gin_without_mlp_norm_is_the_graphcl_encoder(graph: Data) -> None:
         lin1, lin2 = conv.nn.lins
         agg = h + torch.zeros_like(h).index_add_(0, dst, h[src])
         h = torch.relu(lin2(torch.relu(lin1(agg))))
-        h = (h - h.mean(0)) / torch.sqrt(h.var(0, unbiased=False) + norm.module.eps) * norm.module.weight + norm.module.bias
+        bn = norm.module
+        h = (h - h.mean(0)) / torch.sqrt(h.var(0, unbiased=False) + bn.eps) * bn.weight + bn.bias
         outs.append(h)
     torch.testing.assert_close(enc(x, graph.edge_index), torch.cat(outs, 1), rtol=1e-10, atol=1e-10)
     pyg = build_encoder("gin", graph.num_features, 8, 2, act="relu", norm="batch_norm", act_last=False, options=options)
