@@ -5,7 +5,8 @@ Linear-ReLU-Linear MLP, ReLU then batch norm after every layer, per-layer sum po
 Linear-ReLU-Linear; InfoNCE, tau 0.2; Adam lr 0.01; batch 128) on one epoch over the whole dataset, data
 loading included. PyGCL's model is put together as its `examples/GraphCL.py` does: PyG's `DataLoader`
 collates each mini-batch; one view is the graph itself, the other `A.RandomChoice([...], 1)` -- one augmentor
-drawn per mini-batch, applied to the whole batch; `DualBranchContrast(InfoNCE, mode='G2G')`. Its pool here is
+drawn per mini-batch, applied to the whole batch; `DualBranchContrast(InfoNCE, mode='G2G')`; as in the
+example, its `Encoder.forward` also encodes the un-augmented batch, whose output the training step ignores. Its pool here is
 NodeDropping(0.1), FeatureMasking(0.1) and EdgeRemoving(0.1): the example's fourth, RWSampling, needs
 torch_cluster, which this machine lacks. PyGCL's NodeDropping removes the dropped nodes' edges but keeps the
 nodes (they still enter the pooled readout); graphcl's drops them for real and relabels. graphcl runs its own
@@ -82,6 +83,7 @@ def pygcl_epoch(cfg, dataset, dev):
         def forward(self, x, edge_index, batch):
             x1, e1, _ = self.aug1(x, edge_index)
             x2, e2, _ = self.aug2(x, edge_index)
+            self.encoder(x, edge_index, batch)  # the example also encodes the batch itself (unused in training)
             return self.encoder(x1, e1, batch), self.encoder(x2, e2, batch)
 
     model = Encoder(dataset.num_features).to(dev)

@@ -19,9 +19,11 @@ from graphcl.core.losses import sce
 from graphcl.data import load_dataset, make_synthetic_node_data
 from graphcl.evaluate import evaluate_nodes
 from graphcl.graph import build_encoder
+from graphcl.graph.encoders import basic_gnn
 from graphcl.graph.diffusion import ppr_diffusion, ppr_matrix
 from graphcl.graph.methods.graphmae import GraphMAE, mask_nodes
-from graphcl.graph.methods.mvgrl import MVGRL, MVGRLEncoder, mvgrl_encoder
+from graphcl.core.checks import ArgumentError
+from graphcl.graph.methods.mvgrl import MVGRL, MVGRLEncoder, diagonal_blocks, mvgrl_encoder
 from graphcl.train.artifacts import read_encoder_file
 from graphcl.train.build import build_method, build_optimizer, build_scheduler, warmup_cosine
 from graphcl.train.checkpoint import load_torch
@@ -274,6 +276,86 @@ def test_mvgrl_shared_first_layer_matches_per_view_encoding(num_layers: int, par
     torch.testing.assert_close(loss, want_loss, rtol=1e-12, atol=1e-12)
     for got, want in zip(grads, want_grads):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("layout", ["dense", "sparse"])
+def test_diagonal_blocks_equal_dense_slices(layout: str) -> None:
+    gen = torch.Generator().manual_seed(0)
+    a = torch.rand(40, 40, generator=gen) * (torch.rand(40, 40, generator=gen) < 0.2)
+    starts = torch.tensor([0, 7, 25, 7])  # the last window ends at the last row; windows may repeat
+    got = diagonal_blocks(a if layout == "dense" else a.to_sparse_csr(), starts, 15)
+    want = torch.stack([a[i:i + 15, i:i + 15] for i in starts.tolist()])
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def window_loss_reference(method: MVGRL, x: torch.Tensor, edge_index: torch.Tensor, n: int,
+                          num_samples: int) -> torch.Tensor:
+    """MVGRL's official training step (node/train.py) written out densely: windows of `n` consecutive nodes
+    with the blocks of D^-1/2 (A + I) D^-1/2 and of S, one permutation shuffling every window, one summary per
+    window and view, BCE over the four score sets. Draws the same random numbers in the same order."""
+    num_nodes = x.size(0)
+    a = torch.zeros(num_nodes, num_nodes, dtype=x.dtype)
+    a[edge_index[1], edge_index[0]] = 1.0
+    a = a + torch.eye(num_nodes, dtype=x.dtype)
+    d = a.sum(1).rsqrt()
+    a = d[:, None] * a * d[None, :]
+    s = method.encoder.diffusion(edge_index, num_nodes)
+    s = s.to_dense() if s.is_sparse_csr else s
+    starts = torch.randint(0, num_nodes - n + 1, (num_samples,))
+    perm = torch.randperm(n)
+    enc = method.encoder
+
+    def gcn(encoder, prop, feats):
+        gnn = basic_gnn(encoder)
+        conv = gnn.convs[0]
+        return gnn.act(prop @ (feats @ conv.lin.weight.t()) + conv.bias)
+
+    logits = []
+    for i in starts.tolist():
+        xw, aw, sw = x[i:i + n], a[i:i + n, i:i + n], s[i:i + n, i:i + n]
+        h1, h2 = gcn(enc.gnn_adj, aw, xw), gcn(enc.gnn_diff, sw, xw)
+        h3, h4 = gcn(enc.gnn_adj, aw, xw[perm]), gcn(enc.gnn_diff, sw, xw[perm])
+        c1, c2 = torch.sigmoid(h1.mean(0)), torch.sigmoid(h2.mean(0))
+        w, b = method.discriminator.weight, method.discriminator.bias
+        score = lambda h, c: h @ w @ c + b
+        logits.append((torch.cat([score(h2, c1), score(h1, c2)]), torch.cat([score(h4, c1), score(h3, c2)])))
+    pos = torch.cat([p for p, _ in logits])
+    neg = torch.cat([q for _, q in logits])
+    return torch.cat([nn.functional.softplus(-pos), nn.functional.softplus(neg)]).mean()
+
+
+@pytest.mark.parametrize("params", [{}, {"eps": 0.01, "scale": "minmax", "layout": "sparse"}])
+def test_mvgrl_window_sampling_matches_the_official_step(params: dict) -> None:
+    """`sample_size`: loss and gradients of the windowed step equal a dense per-window reference (float64)."""
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        gen = torch.Generator().manual_seed(0)
+        data = small_graph(90, 30)
+        data.x = (torch.rand(90, 30, generator=gen) > 0.9).double()
+        batch = prepare_nodes(data, torch.device("cpu"))
+        torch.manual_seed(0)
+        method = MVGRL(build_encoder("gcn", 30, 16, 1, act="prelu"), 16, sample_size=40, num_samples=3, **params)
+        results = []
+        for loss_of in (lambda: method(batch),
+                        lambda: window_loss_reference(method, data.x, data.edge_index, 40, 3)):
+            method.zero_grad()
+            torch.manual_seed(1)  # the same windows and shuffle
+            loss = loss_of()
+            loss.backward()
+            results.append((loss.detach(), [p.grad.clone() for p in method.parameters()]))
+        with pytest.raises(ValueError, match="sample_size is 40 but the graph has only 30 nodes"):
+            method(prepare_nodes(small_graph(30, 30), torch.device("cpu")))
+    finally:
+        torch.set_default_dtype(default)
+    (loss, grads), (want_loss, want_grads) = results
+    torch.testing.assert_close(loss, want_loss, rtol=1e-12, atol=1e-12)
+    for got, want in zip(grads, want_grads):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ArgumentError, match="MVGRL: sample_size needs a 1-layer GCN encoder"):
+        MVGRL(build_encoder("gcn", 30, 16, 2), 16, sample_size=40)
+    with pytest.raises(ArgumentError, match="MVGRL: num_samples must be an int >= 1"):
+        MVGRL(build_encoder("gcn", 30, 16, 1), 16, sample_size=40, num_samples=0)
 
 
 def test_mvgrl_diffusion_layout() -> None:
