@@ -60,13 +60,15 @@ def _train(args: argparse.Namespace) -> int:
     from graphcl.config import load_config
 
     if args.resume:
-        if args.config or args.overrides:
-            print("graphcl: error: --resume continues the run with its saved config.yaml; "
-                  "give no CONFIG or overrides", file=sys.stderr)
+        seeds = _appended_seeds(args.config, args.overrides)
+        if seeds == "refused":
+            print("graphcl: error: --resume continues the run with its saved config.yaml; give no CONFIG, and no "
+                  "override but seeds=[...] (the run's seeds followed by more, to extend a finished run)",
+                  file=sys.stderr)
             return 2
         from graphcl.train.run import train_run
 
-        results = train_run(None, args.resume, mode="resume")
+        results = train_run(None, args.resume, mode="resume", seeds=seeds)
     else:
         if not args.config:
             print("graphcl: error: train needs a CONFIG file (or --resume RUN_DIR)", file=sys.stderr)
@@ -83,6 +85,27 @@ def _train(args: argparse.Namespace) -> int:
     if is_main():  # under torchrun every rank returns rank 0's results; one prints them
         print(result_line(results))
     return 0
+
+
+def _appended_seeds(config: Optional[str], overrides: list[str]):
+    """The seeds of `--resume RUN_DIR seeds=[...]` (None without that override); "refused" for anything else
+    (a CONFIG, given as the first positional argument, or another override)."""
+    items = ([config] if config else []) + list(overrides)
+    if not items:
+        return None
+    if len(items) != 1 or not items[0].startswith("seeds="):
+        return "refused"
+    from omegaconf import OmegaConf
+
+    from graphcl.config import ConfigError
+
+    try:
+        seeds = OmegaConf.to_container(OmegaConf.from_dotlist(items)).get("seeds")
+    except Exception:  # omegaconf's grammar errors
+        seeds = None
+    if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ConfigError(f"key 'seeds' must be a list of ints, got {items[0].partition('=')[2]!r}")
+    return seeds
 
 
 def _require_dataset(cfg) -> None:

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from graphcl.config import config_from_dict, load_config, save_config
+from graphcl.config import ConfigError, config_from_dict, load_config, save_config
 from graphcl.core.distributed import world_size
 from graphcl.train.artifacts import encoder_from_file, read_encoder_file, save_encoder, write_environment
 from graphcl.train.build import build_optimizer, build_scheduler, initialise, method_class
@@ -88,21 +88,36 @@ def result_line(results: dict) -> str:
 
 # -- training ------------------------------------------------------------------------------------
 def train_run(cfg: DictConfig, out_dir: str | os.PathLike, *, mode: str = "new",
-              dataset: Any = None, log=print) -> dict:
+              dataset: Any = None, log=print, seeds: Optional[list[int]] = None) -> dict:
     """Pretrain and evaluate every seed of `cfg` into `out_dir` (mode: new | overwrite | resume).
 
+    `seeds` (resume only): the run's seeds followed by more; a finished run is extended by the new ones.
     Under torchrun this opens (and at the end destroys) the process group; rank 0 alone writes `out_dir`.
     """
+    if seeds is not None and mode != "resume":
+        raise ValueError("train_run: seeds extends a resumed run (mode='resume'); set cfg.seeds otherwise")
     with process_group_from_env():
         if is_main():
             with RunDir(out_dir, mode) as run:
-                return results_from_main(_train_seeds(cfg, run.file, mode, dataset, log, write=True))
+                return results_from_main(_train_seeds(cfg, run.file, mode, dataset, log, write=True, seeds=seeds))
         # other ranks read a resumed checkpoint and never write: rank 0 holds the directory's lock
         return results_from_main(_train_seeds(cfg, lambda name: Path(out_dir) / name, mode, dataset,
-                                              lambda *_: None, write=False))
+                                              lambda *_: None, write=False, seeds=seeds))
 
 
-def _train_seeds(cfg: Optional[DictConfig], file, mode: str, dataset: Any, log, write: bool) -> Optional[dict]:
+def _appended(cfg: DictConfig, seeds: list[int]) -> DictConfig:
+    """`cfg` with `seeds`, which must be its own seeds followed by more (checked as any config's seeds are)."""
+    old = list(cfg.seeds)
+    if seeds[:len(old)] != old:
+        raise ConfigError(f"key 'seeds' is {seeds} but the run's seeds are {old}: resuming can only append seeds "
+                          f"(e.g. seeds={old + [max(old) + 1]})")
+    extended = OmegaConf.to_container(cfg, resolve=True)
+    extended["seeds"] = list(seeds)
+    return config_from_dict(extended)
+
+
+def _train_seeds(cfg: Optional[DictConfig], file, mode: str, dataset: Any, log, write: bool,
+                 seeds: Optional[list[int]] = None) -> Optional[dict]:
     """`train_run`'s body on one rank; `file(name)` is a path in the run directory; returns the results where
     `write` (rank 0), else None."""
     checkpoint = None
@@ -113,6 +128,12 @@ def _train_seeds(cfg: Optional[DictConfig], file, mode: str, dataset: Any, log, 
                                   f"{checkpoint.get('format')!r}; expected {CHECKPOINT_FORMAT}")
         cfg = config_from_dict(checkpoint["config"])
         check_same_run(checkpoint["config"], file("config.yaml"), file("checkpoint.pt"))
+        if seeds is not None:
+            cfg = _appended(cfg, seeds)
+            if write and len(seeds) > len(checkpoint["completed"]):
+                # the summary of fewer seeds would pass for the extended run's (config.yaml lists them all);
+                # the finished seeds stay in the checkpoint, and results.json returns when the run ends
+                file("results.json").unlink(missing_ok=True)
     method_class(cfg.model.method)  # fail fast on an unknown method, before loading data
     device = local_device(resolve_device(cfg.trainer.device))
     with main_first():  # rank 0 processes the dataset into the cache before the others read it

@@ -134,6 +134,34 @@ def test_resume_without_checkpoint_is_bad_usage(cli, tmp_path: Path) -> None:
     _assert_usage_error(code, err, str(tmp_path / "run"))
 
 
+def test_resume_appends_seeds_to_a_finished_run(cli, tmp_path: Path) -> None:
+    """`--resume RUN seeds=[...]`: the run's seeds followed by more extend it; the finished seeds are not re-run,
+    and the extended run equals one trained with all the seeds from the start."""
+    run, fresh = tmp_path / "run", tmp_path / "fresh"
+    assert cli("train", CORA, *SHORT, "--out", run)[0] == 0
+    first = json.loads((run / "results.json").read_text())
+    for bad, needles in (("seeds=[1,2]", ["key 'seeds' is [1, 2] but the run's seeds are [0]"]),
+                         ("trainer.epochs=5", ["--resume", "seeds=[...]"]),
+                         ("seeds=[0,x]", ["key 'seeds'"])):
+        code, _, err = cli("train", "--resume", run, bad)
+        _assert_usage_error(code, err, *needles)
+        assert json.loads((run / "results.json").read_text()) == first  # a refused extension changes nothing
+    code, _, err = cli("train", "--resume", run, "seeds=[0,1]")
+    assert code == 0, err
+    extended = json.loads((run / "results.json").read_text())
+    assert extended["test"]["per_seed"][0] == first["test"]["per_seed"][0]
+    assert yaml_seeds(run) == [0, 1]
+    two = [a if a != "seeds=[0]" else "seeds=[0,1]" for a in SHORT]
+    assert cli("train", CORA, *two, "--out", fresh)[0] == 0
+    assert json.loads((fresh / "results.json").read_text())["test"] == extended["test"]
+
+
+def yaml_seeds(run: Path) -> list:
+    import yaml
+
+    return yaml.safe_load((run / "config.yaml").read_text())["seeds"]
+
+
 def test_list_names_methods_and_datasets(cli) -> None:
     code, out, _ = cli("list")
     assert code == 0
