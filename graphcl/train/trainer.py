@@ -4,6 +4,9 @@ Early stopping on the training loss (DGI's rule: keep the best model, stop after
 without improvement, restore the best), periodic checkpoints through a callback, a NaN/Inf guard,
 a tqdm progress bar, and timing that excludes evaluation and checkpoint writes.
 
+Every loss is computed with PyG's `GATConv` layers aggregating by sparse products (`graph.attention.fused_gat`;
+the same function, no `[E, heads, C]` message tensor).
+
 Under a process group (torchrun) the method runs wrapped in DistributedDataParallel with its batch norms over the
 global batch (`train.distributed.data_parallel`); the logged loss is the mean over ranks, so every rank takes
 the same early-stopping and NaN decisions; only rank 0 shows progress.
@@ -25,6 +28,7 @@ from tqdm import tqdm
 
 from graphcl.core.distributed import all_reduce_mean, world_size
 from graphcl.core.losses import NonFiniteInputError
+from graphcl.graph.attention import StructureCache, fused_gat
 from graphcl.train.checkpoint import rng_state, set_rng_state
 from graphcl.train.distributed import data_parallel, is_main
 
@@ -107,6 +111,7 @@ class Trainer:
         self.epochs, self.patience, self.device = epochs, patience, device
         # bf16 autocast on CUDA only: CPU autocast is slow for sparse ops and brings no memory win here
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda" else nullcontext()
+        self.attention_structures = StructureCache()  # GAT layers aggregate by sparse products (`fused_gat`)
         self.checkpoint_every, self.on_checkpoint, self.on_epoch = checkpoint_every, on_checkpoint, on_epoch
         self.progress = progress and sys.stderr.isatty()
         self.desc = desc
@@ -149,7 +154,7 @@ class Trainer:
         total, count = 0.0, 0
         for i, batch in enumerate(self.batches()):
             try:
-                with self.autocast:
+                with self.autocast, fused_gat(self.method, self.attention_structures):
                     loss = self.model(batch)
             except NonFiniteInputError as e:  # embeddings blew up before the loss could be formed
                 raise NonFiniteLossError(f"non-finite values at epoch {epoch}, step {i + 1}: {e}") from None

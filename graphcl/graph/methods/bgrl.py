@@ -43,6 +43,7 @@ class BGRL(nn.Module):
     """
 
     static_graph = False  # perturbs edges: a GCN must not cache its normalised adjacency
+    sparse_features = True  # masks whole feature columns, which CSR features support
     neighbor_sampling = True  # trains on NeighborLoader subgraphs (`data.loader: neighbor`)
 
     def __init__(self, encoder: nn.Module, hidden_channels: int, drop_edge_1: float = 0.5,
