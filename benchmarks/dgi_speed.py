@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from harness import child_result, device_label, time_interleaved
+from harness import child_result, device_label, time_interleaved, training_peak_mb
 
 
 def build(variant: str, dataset: str, device: str):
@@ -64,20 +64,6 @@ def build(variant: str, dataset: str, device: str):
     return epoch
 
 
-def peak_memory(variant: str, dataset: str, epochs: int, device: str) -> float:
-    """Peak memory (MB) while `variant` trains, measured in a child process where nothing else has run:
-    the CUDA allocator peak, or on CPU the peak resident set size of the process (data included)."""
-    import torch
-
-    from graphcl.train.trainer import peak_memory_mb, reset_peak_memory
-
-    epoch = build(variant, dataset, device)
-    reset_peak_memory(torch.device(device))
-    for _ in range(epochs):
-        epoch()
-    return peak_memory_mb(torch.device(device))
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=50)
@@ -86,7 +72,7 @@ def main() -> None:
     p.add_argument("--variant", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.variant:  # child process: memory of one variant
-        print(json.dumps(peak_memory(args.variant, args.dataset, 5, args.device)))
+        print(json.dumps(training_peak_mb(build(args.variant, args.dataset, args.device), 5, args.device)))
         return
     variants = {"PyG DeepGraphInfomax": build("pyg", args.dataset, args.device),
                 "graphcl DGI": build("graphcl", args.dataset, args.device)}

@@ -15,7 +15,7 @@ import argparse
 import json
 from contextlib import nullcontext
 
-from harness import child_result, device_label, time_interleaved
+from harness import child_result, device_label, time_interleaved, training_peak_mb
 
 VARIANTS = {"pyg": "PyG GATConv", "fused": "graphcl fused"}
 
@@ -51,20 +51,6 @@ def build(variant: str, run: str, device: str):
     return epoch
 
 
-def peak_memory(variant: str, run: str, epochs: int, device: str) -> float:
-    """Peak memory (MB) while `variant` trains, in a child process where nothing else has run: the CUDA allocator
-    peak, or on CPU the peak resident set size of the process (data included)."""
-    import torch
-
-    from graphcl.train.trainer import peak_memory_mb, reset_peak_memory
-
-    epoch = build(variant, run, device)
-    reset_peak_memory(torch.device(device))
-    for _ in range(epochs):
-        epoch()
-    return peak_memory_mb(torch.device(device))
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", default="graphmae/cora,graphmae/citeseer,bgrl/cora")
@@ -73,7 +59,7 @@ def main() -> None:
     p.add_argument("--variant", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.variant:  # child process: memory of one variant of one run
-        print(json.dumps(peak_memory(args.variant, args.runs, 3, args.device)))
+        print(json.dumps(training_peak_mb(build(args.variant, args.runs, args.device), 3, args.device)))
         return
     what = "CUDA peak allocated" if args.device == "cuda" else "peak RSS of the process while training"
     print(f"GAT aggregation ({device_label(args.device)}), {args.epochs} timed epochs each")

@@ -49,6 +49,19 @@ def median_seconds(fn: Callable[[], None], repeats: int, sync: Callable[[], None
     return statistics.median(times)
 
 
+def training_peak_mb(epoch: Callable[[], None], epochs: int, device: str) -> float:
+    """Peak memory (MB) over `epochs` calls of `epoch`, from a reset peak: the CUDA allocator peak, or on CPU the
+    peak resident set size of the process (data included); meant for a child process where nothing else ran."""
+    import torch
+
+    from graphcl.train.trainer import peak_memory_mb, reset_peak_memory
+
+    reset_peak_memory(torch.device(device))
+    for _ in range(epochs):
+        epoch()
+    return peak_memory_mb(torch.device(device))
+
+
 def child_result(script: str, variant: str, *args: str):
     """Run `script --variant VARIANT ARGS` in a fresh process and return the JSON its last line prints."""
     out = subprocess.run([sys.executable, script, "--variant", variant, *args],

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import GATConv
 from torch_geometric.utils import softmax
 
+from graphcl.graph.encoders import forwards_replaced, has_propagation_hooks
 import graphcl.graph.sparse  # noqa: F401  (sets how CSR tensors are built: no invariant checks, no beta warning)
 
 
@@ -120,17 +121,12 @@ def gat_conv_forward(conv: GATConv, x: Tensor, s: AttentionStructure) -> Tensor:
     return out if conv.bias is None else out + conv.bias
 
 
-# MessagePassing's hooks, which a conv running as sparse products would skip
-_HOOKS = tuple(f"_{step}_forward{kind}_hooks" for step in ("propagate", "message", "aggregate", "message_and_aggregate",
-                                                          "edge_update") for kind in ("_pre", ""))
-
-
 def fusable_gat_convs(module: nn.Module) -> list[GATConv]:
     """The convs of `module` that `gat_conv_forward` computes exactly: plain `GATConv`s (not a subclass), no edge
     features, self-loops added, source-to-target flow, no explainer or propagation hooks."""
     return [m for m in module.modules()
             if type(m) is GATConv and m.edge_dim is None and m.add_self_loops and m.flow == "source_to_target"
-            and not m.explain and not any(getattr(m, hooks, None) for hooks in _HOOKS)]
+            and not m.explain and not has_propagation_hooks(m)]
 
 
 class StructureCache:
@@ -177,10 +173,5 @@ def fused_gat(module: nn.Module, structures: Optional[StructureCache] = None) ->
 
         return run
 
-    for conv in convs:
-        conv.forward = forward(conv)
-    try:
+    with forwards_replaced(convs, forward):
         yield
-    finally:
-        for conv in convs:
-            del conv.forward

@@ -164,8 +164,27 @@ def views_from_first_layer(encoder: nn.Module, first: Tensor, run: Callable[[], 
 
 
 # MessagePassing's hooks on the steps of its propagation, which a conv running as a sparse product skips
+# MessagePassing's hooks, which a conv computed another way (`forwards_replaced`) would skip
 _PROPAGATION_HOOKS = tuple(f"_{step}_forward{kind}_hooks" for step in ("propagate", "message", "aggregate",
-                                                                      "message_and_aggregate") for kind in ("_pre", ""))
+                                                                      "message_and_aggregate", "edge_update")
+                           for kind in ("_pre", ""))
+
+
+def has_propagation_hooks(conv: nn.Module) -> bool:
+    return any(getattr(conv, hooks, None) for hooks in _PROPAGATION_HOOKS)
+
+
+@contextmanager
+def forwards_replaced(convs: list[nn.Module], make_forward: Callable[[nn.Module], Callable]) -> Iterator[None]:
+    """Within the block each conv of `convs` runs `make_forward(conv)` as its forward (an instance attribute,
+    removed on exit: the modules stay PyG's own)."""
+    for conv in convs:
+        conv.forward = make_forward(conv)
+    try:
+        yield
+    finally:
+        for conv in convs:
+            del conv.forward
 
 
 def plain_gin_convs(encoder: nn.Module) -> Optional[list[GINConv]]:
@@ -176,7 +195,7 @@ def plain_gin_convs(encoder: nn.Module) -> Optional[list[GINConv]]:
         return None
     convs = list(gnn.convs)
     ok = convs and all(type(c) is GINConv and c.aggr == "add" and c.flow == "source_to_target" and not c.explain
-                       and not any(getattr(c, hooks, None) for hooks in _PROPAGATION_HOOKS) for c in convs)
+                       and not has_propagation_hooks(c) for c in convs)
     return convs if ok else None
 
 
@@ -193,10 +212,5 @@ def gin_layers_on(convs: list[GINConv], adj: Any) -> Iterator[None]:
 
         return run
 
-    for conv in convs:
-        conv.forward = forward(conv)
-    try:
+    with forwards_replaced(convs, forward):
         yield
-    finally:
-        for conv in convs:
-            del conv.forward
