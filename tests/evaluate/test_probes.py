@@ -216,3 +216,18 @@ def test_svm_cv_random_labels_at_chance():
     x, _ = blobs(n=188, classes=2, dim=64)
     y = np.random.default_rng(3).integers(0, 2, 188)
     assert svm_cv(x, y, folds=5)["mean"] < 0.65
+
+
+def test_svm_cv_linear_solves_the_dual(monkeypatch):
+    """The papers' LinearSVC solved the dual; scikit-learn's "auto" would switch to the primal here (N > D)."""
+    solvers = []
+
+    class Recording(probes.LinearSVC):
+        def fit(self, x, y, sample_weight=None):
+            solvers.append(self.dual)
+            return super().fit(x, y, sample_weight)
+
+    monkeypatch.setattr(probes, "LinearSVC", Recording)
+    x, y = blobs(n=200, classes=2, dim=8)
+    svm_cv(x, y, folds=5, c_grid=[0.1, 10.0])
+    assert solvers and all(dual is True for dual in solvers)
