@@ -32,7 +32,7 @@ from graphcl.config import load_config
 from graphcl.evaluate.probes import svm_cv
 from graphcl.train.artifacts import encoder_from_file
 from graphcl.train.build import build_optimizer, build_scheduler, initialise
-from graphcl.train.checkpoint import seed_everything
+from graphcl.train.checkpoint import rng_state, seed_everything, set_rng_state
 from graphcl.train.tasks import get_task
 from graphcl.train.trainer import Trainer
 
@@ -69,10 +69,13 @@ def logreg_accuracy(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> f
 
 
 def svm_accuracy(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, linear: bool) -> float:
-    """`SVC()` (RBF) or `LinearSVC()` with C by `GridSearchCV(cv=5)` on the raw training folds, mean test accuracy."""
+    """`SVC()` (RBF) or `LinearSVC()` with C by `GridSearchCV(cv=5)` on the raw training folds, mean test accuracy.
+    Defaults as in the scikit-learn of 2019-2020: LinearSVC solved the dual; SVC's gamma is taken as "scale"
+    (the default from 0.22 on; before it, 1 / D)."""
     accuracies = []
     for train, test in _folds(y, rng):
-        search = GridSearchCV(LinearSVC() if linear else SVC(), {"C": C_GRID}, cv=5, scoring="accuracy")
+        svm = LinearSVC(dual=True) if linear else SVC(gamma="scale")
+        search = GridSearchCV(svm, {"C": C_GRID}, cv=5, scoring="accuracy")
         search.fit(x[train], y[train])
         accuracies.append(float((search.predict(x[test]) == y[test]).mean()))
     return float(np.mean(accuracies))
@@ -91,15 +94,19 @@ def read_seed(cfg, task, seed: int) -> list[dict]:
     rows = []
 
     def score(method: nn.Module, epoch: int) -> None:
+        draws = rng_state()  # the classifiers must not shift the training's random stream
         state = {k: v.detach().cpu().clone() for k, v in method.encoder.state_dict().items()}
         encoder = encoder_from_file({"builder": builder, "spec": spec, "seeds": [seed], "state_dicts": [state]})
         x = task.embed(encoder).double().numpy()
         ours = svm_cv(x, y, folds=cfg.eval.folds, c_grid=list(cfg.eval.c_grid), seed=seed, **task.svm)["mean"]
         rows.append({"epoch": epoch, "ours": ours, **official(x, y, rng)})
+        set_rng_state(draws)
 
     if cfg.trainer.patience:
         raise SystemExit(f"trainer.patience is {cfg.trainer.patience}: early stopping would restore another "
                          "epoch's model than the last one this reading scores; pass a config without it")
+    if cfg.trainer.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)  # as `graphcl train` on CPU
     seed_everything(seed)
     method = initialise(task.build_method(), cfg.model.init)
     optimizer = build_optimizer(cfg, method.parameters())
