@@ -39,25 +39,28 @@ def acc(logits, y):
     return (logits.argmax(1) == y).float().mean().item() * 100
 
 
+def logreg_accuracy(z, y, tr, te, generator, epochs=100, wd=0.0) -> float:
+    """One Linear layer (Glorot-uniform weight drawn from `generator`, zero bias) trained by Adam lr 0.01 for
+    `epochs` full-batch steps on the raw `z[tr]`; the test accuracy (fraction) of the final model."""
+    lin = nn.Linear(z.shape[1], int(y.max()) + 1)
+    with torch.no_grad():
+        bound = (6.0 / (lin.in_features + lin.out_features)) ** 0.5
+        lin.weight.copy_(torch.rand(lin.weight.shape, generator=generator) * 2 * bound - bound)
+        lin.bias.zero_()
+    opt = torch.optim.Adam(lin.parameters(), lr=0.01, weight_decay=wd)
+    for _ in range(epochs):
+        opt.zero_grad()
+        nn.functional.cross_entropy(lin(z[tr]), y[tr]).backward()
+        opt.step()
+    with torch.no_grad():
+        return (lin(z[te]).argmax(1) == y[te]).float().mean().item()
+
+
 def dgi_eval(z, y, tr, te, seed, repeats=50, epochs=100, wd=0.0):
-    """PetarV-/DGI execute.py: raw embeddings, Linear (xavier weight, zero bias), Adam lr 0.01 wd 0,
-    100 full-batch epochs on the train nodes, test accuracy of the final model; 50 fresh inits, mean.
+    """PetarV-/DGI execute.py: `logreg_accuracy` with 100 epochs and weight decay 0, 50 fresh inits, mean.
     MVGRL's probe is the same with 300 epochs and its weight decay."""
     g = torch.Generator().manual_seed(1000 + seed)
-    out = []
-    for _ in range(repeats):
-        lin = nn.Linear(z.shape[1], int(y.max()) + 1)
-        with torch.no_grad():
-            bound = (6.0 / (lin.in_features + lin.out_features)) ** 0.5
-            lin.weight.copy_(torch.rand(lin.weight.shape, generator=g) * 2 * bound - bound)
-            lin.bias.zero_()
-        opt = torch.optim.Adam(lin.parameters(), lr=0.01, weight_decay=wd)
-        for _ in range(epochs):
-            opt.zero_grad()
-            nn.functional.cross_entropy(lin(z[tr]), y[tr]).backward()
-            opt.step()
-        with torch.no_grad():
-            out.append(acc(lin(z[te]), y[te]))
+    out = [logreg_accuracy(z, y, tr, te, g, epochs, wd) * 100 for _ in range(repeats)]
     return float(np.mean(out)), float(np.std(out))
 
 

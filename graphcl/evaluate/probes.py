@@ -172,7 +172,8 @@ def svm_cv(
     ``SVC(kernel="linear")`` takes ~20 s per fit at C=1e3 on overlapping 170 x 64 data, while this converges in
     milliseconds. It always solves the dual, as every ``LinearSVC`` did when the papers ran (scikit-learn 1.5
     made "auto" the default, which takes the primal once samples outnumber features: other solutions where the
-    1000 iterations stop short, and a fit 10 times slower at C=1e3 on 1080 x 512 IMDB-MULTI embeddings). "rbf" is libsvm's ``SVC(gamma="scale")`` (GraphCL's and GraphMAE's evaluation).
+    1000 iterations stop short, and a fit 9 times slower at C=1e3 on 1200 x 512 IMDB-MULTI embeddings).
+    "rbf" is libsvm's ``SVC(gamma="scale")`` (GraphCL's and GraphMAE's evaluation).
     ``n_jobs`` processes fit the outer folds in parallel (each fit is seeded, so the result does not change).
     """
     x = _matrix("svm_cv", embeddings)

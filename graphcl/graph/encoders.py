@@ -163,7 +163,6 @@ def views_from_first_layer(encoder: nn.Module, first: Tensor, run: Callable[[], 
     return tuple(outs)
 
 
-# MessagePassing's hooks on the steps of its propagation, which a conv running as a sparse product skips
 # MessagePassing's hooks, which a conv computed another way (`forwards_replaced`) would skip
 _PROPAGATION_HOOKS = tuple(f"_{step}_forward{kind}_hooks" for step in ("propagate", "message", "aggregate",
                                                                       "message_and_aggregate", "edge_update")
