@@ -88,12 +88,13 @@ SECTIONS: list[tuple[str, list[Case]]] = [
          "One line naming the file; nothing trained, the results page untouched.",
          (f"{REPRODUCE}::test_malformed_records_file_is_a_one_line_config_error[{{]",
           f"{REPRODUCE}::test_malformed_baselines_file_is_a_one_line_config_error[{{not json]")),
-        ("Settings an encoder cannot combine (`norm_last` without a norm, `mol_gin` with an output activation), "
-         "a warm-up without the cosine schedule",
+        ("Settings an encoder cannot combine (`norm_last` without a norm, `shared_act: false` with a norm that "
+         "takes the batch, `mol_gin` with an output activation), a warm-up without the cosine schedule",
          "One line naming the key; exit 2.",
          (f"{MAE}::test_warmup_and_norm_last_need_their_companions[model.encoder.norm_last=true-model.encoder.norm_last]",
           f"{MAE}::test_warmup_and_norm_last_need_their_companions[optim.warmup_epochs=3-optim.warmup_epochs]",
-          f"{GLM}::test_mol_gin_reads_bond_features_in_training_views_and_embeddings")),
+          f"{GLM}::test_mol_gin_reads_bond_features_in_training_views_and_embeddings",
+          "tests/graph/test_encoders_views.py::test_own_activations_rejects_what_pyg_orders_otherwise")),
     ]),
     ("Datasets", [
         ("Dataset folder missing",

@@ -36,6 +36,7 @@ class EncoderConfig:
     norm: Optional[str] = None          # any PyG normalization name, e.g. batch_norm
     act_last: bool = True               # also activate the output layer (DGI, GRACE, BGRL do)
     norm_last: bool = False             # also normalise the output layer, before its activation (BGRL)
+    shared_act: bool = True             # PyG's one activation module for every layer; false: one per use
     # Further keyword arguments of the PyG model, e.g. {heads: 4} for GAT or {train_eps: true} for GIN.
     options: Dict[str, Any] = field(default_factory=dict)
 

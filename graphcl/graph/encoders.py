@@ -35,6 +35,7 @@ def build_encoder(
     norm: Optional[str] = None,
     act_last: bool = True,
     norm_last: bool = False,
+    shared_act: bool = True,
     options: Optional[dict[str, Any]] = None,
     **kwargs: Any,
 ) -> nn.Module:
@@ -52,6 +53,7 @@ def build_encoder(
     map after the concatenation is removed (the model has no `lin`, so its `forward` skips it).
     `options={"mlp_norm": False}` (GIN only) leaves the norm out of each conv's two-layer MLP, which PyG's GIN
     puts there: the official GraphCL and InfoGraph convs are Linear-ReLU-Linear, normalised after the conv only.
+    `shared_act=False` gives every use of the activation its own module (`own_activations`; PyG shares one).
     """
     key = name.lower()
     if key not in ENCODERS:
@@ -75,6 +77,8 @@ def build_encoder(
     if not mlp_norm:  # what PyG's MLP holds when built with norm=None
         for conv in gnn.convs:
             conv.nn.norms = nn.ModuleList([nn.Identity() for _ in conv.nn.norms])
+    if not shared_act:
+        own_activations(gnn, act)
     if gnn.jk_mode == "cat":
         gnn.jk.register_forward_pre_hook(_contiguous_layer_grads)
         if out_channels is None:
@@ -87,11 +91,33 @@ def build_encoder(
                          "on: set model.encoder.act_last and norm_last to false")
     norm_kwargs = options.get("norm_kwargs", {})
     tail = [normalization_resolver(norm, gnn.out_channels, **norm_kwargs)] if norm_last else []
-    # Re-use the model's own activation module: PyG shares one across layers, and a 1-layer model would
-    # otherwise carry an unused (PReLU) parameter.
+    # Re-use the model's own activation module where PyG shares one across layers (a 1-layer model would
+    # otherwise carry an unused PReLU parameter); with its own activations, the output gets a new one.
     if act_last:
         tail.append(gnn.act if isinstance(gnn.act, nn.Module) else activation_resolver(act))
     return Sequential("x, edge_index", [(gnn, "x, edge_index -> x"), *tail]) if tail else gnn
+
+
+def own_activations(gnn: BasicGNN, act: str) -> None:
+    """Give every use of `gnn`'s activation its own module, in place.
+
+    PyG builds one activation module and applies it after every layer (GIN also inside every conv's MLP), so a
+    PReLU learns one slope for the whole network; the official GraphMAE and MVGRL encoders learn one per use.
+    Each layer's activation moves behind its norm (`norms[i]` becomes `Sequential(norm, act)`, what PyG computes
+    with `act_first=False`) and the model's own `act` is set to None: the model stays a plain PyG `BasicGNN`.
+    """
+    if gnn.act_first or gnn.supports_norm_batch:
+        raise ValueError("shared_act false needs act_first false and a norm without a batch argument "
+                         f"(model.encoder.norm is {gnn.norm!r})")
+    shared = gnn.act
+    for module in list(gnn.modules()):
+        for name, child in list(module.named_children()):
+            if child is shared and module is not gnn:
+                setattr(module, name, activation_resolver(act))
+    activated = gnn.num_layers if gnn.jk_mode is not None else gnn.num_layers - 1  # the last norm is unused
+    gnn.norms = nn.ModuleList(nn.Sequential(norm, activation_resolver(act)) if i < activated else norm
+                              for i, norm in enumerate(gnn.norms))
+    gnn.act = None
 
 
 def _contiguous_layer_grads(jk: nn.Module, args: tuple) -> None:

@@ -8,9 +8,12 @@ from torch_geometric.nn import Sequential
 from torch_geometric.nn.models import GAT, GCN, GIN, GraphSAGE
 from torch_geometric.nn.models.basic_gnn import BasicGNN
 
+from graphcl.config import ConfigError, load_config
 from graphcl.data import make_synthetic_node_data
 from graphcl.graph import ENCODERS, ShuffleFeatures, build_encoder, shuffle_features
+from graphcl.graph.encoders import basic_gnn
 from graphcl.graph.sparse import permute_rows, sparse_full_batch, to_sparse_features
+from graphcl.train.build import build_method
 
 PYG = {"gcn": GCN, "sage": GraphSAGE, "gat": GAT, "gin": GIN}
 
@@ -94,6 +97,45 @@ def test_gin_without_mlp_norm_is_the_graphcl_encoder(graph: Data) -> None:
     assert not any(isinstance(m, torch.nn.BatchNorm1d) for conv in enc.convs for m in conv.nn.modules())
     with pytest.raises(ValueError, match="mlp_norm applies to the gin encoder only"):
         build_encoder("gcn", 4, 8, 2, options={"mlp_norm": False})
+
+
+def prelus(module: torch.nn.Module) -> list[torch.nn.PReLU]:
+    """The distinct PReLU modules of `module`."""
+    return list({id(m): m for m in module.modules() if isinstance(m, torch.nn.PReLU)}.values())
+
+
+@pytest.mark.parametrize("name, options, per_use", [
+    ("gin", {}, 3 + 2 + 1),  # MLPs, between layers, output
+    ("gin", {"jk": "cat"}, 3 + 3),  # MLPs, after every layer (no act_last with jk here)
+    ("gat", {"heads": 2}, 2),
+    ("gcn", {}, 2),
+])
+def test_own_activations_one_prelu_per_use(name: str, options: dict, per_use: int, graph: Data) -> None:
+    """`shared_act=False`: PyG reuses one PReLU after every layer (GIN also inside every conv's MLP); the
+    official GraphMAE/MVGRL encoders learn a slope per use. Same function at initialisation, separate slopes."""
+    kwargs = dict(act="prelu", norm="batch_norm", act_last="jk" not in options, options=options)
+    torch.manual_seed(0)
+    shared = build_encoder(name, graph.num_features, 8, 3 if name == "gin" else 2, **kwargs).eval()
+    torch.manual_seed(0)
+    own = build_encoder(name, graph.num_features, 8, 3 if name == "gin" else 2, shared_act=False, **kwargs).eval()
+    assert len(prelus(shared)) == 1 and len(prelus(own)) == per_use
+    assert type(basic_gnn(own)) is PYG[name] and basic_gnn(own).act is None
+    torch.testing.assert_close(own(graph.x, graph.edge_index), shared(graph.x, graph.edge_index))
+    own.train()
+    own(graph.x, graph.edge_index).square().sum().backward()
+    grads = torch.stack([p.weight.grad.squeeze() for p in prelus(own)])
+    assert grads.unique().numel() == per_use, "each PReLU must get its own gradient"
+
+
+def test_own_activations_rejects_what_pyg_orders_otherwise() -> None:
+    with pytest.raises(ValueError, match="shared_act false needs act_first false"):
+        build_encoder("gcn", 4, 8, 2, shared_act=False, options={"act_first": True})
+    with pytest.raises(ValueError, match="norm without a batch argument .*'graph_norm'"):
+        build_encoder("gcn", 4, 8, 2, norm="graph_norm", shared_act=False)
+    cfg = load_config(None, ["model.method=dgi", "data.name=x", "model.encoder.norm=graph_norm",
+                             "model.encoder.shared_act=false"])
+    with pytest.raises(ConfigError, match=r"key 'model\.encoder': shared_act false .*'graph_norm'"):
+        build_method(cfg, 4)
 
 
 def test_concatenated_layers_get_contiguous_gradients(graph: Data) -> None:

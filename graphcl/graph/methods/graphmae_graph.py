@@ -16,7 +16,6 @@ from torch_geometric.data import Batch
 from torch_geometric.nn import GINConv
 from torch_geometric.nn.models import GIN
 from torch_geometric.nn.models.basic_gnn import BasicGNN
-from torch_geometric.nn.resolver import activation_resolver
 
 from graphcl.graph.encoders import basic_gnn
 from graphcl.graph.methods.graphmae import GraphMAE
@@ -25,14 +24,14 @@ from graphcl.graph.readout import POOLS, encoder_inputs, graph_embeddings
 
 def gin_decoder(gnn: BasicGNN, hidden_channels: int, out_channels: int) -> GINConv:
     """GraphMAE's one-layer GIN decoder `[N, hidden] -> [N, out]`: sum aggregation (eps 0), then
-    Linear-norm-act-Linear with fresh copies of the encoder's first norm and its activation."""
-    norm = copy.deepcopy(gnn.norms[0])
-    act = copy.deepcopy(gnn.act) if isinstance(gnn.act, nn.Module) else activation_resolver("relu")
-    for m in (norm, act):
+    Linear-norm-act-Linear with fresh copies of the encoder's first norm and its activation (both in
+    `norms[0]` when the encoder has its own activation per layer, `own_activations`)."""
+    norm_act = [copy.deepcopy(m) for m in (gnn.norms[0], gnn.act) if m is not None]
+    for m in norm_act:
         for sub in m.modules():
             if hasattr(sub, "reset_parameters"):
                 sub.reset_parameters()
-    return GINConv(nn.Sequential(nn.Linear(hidden_channels, hidden_channels), norm, act,
+    return GINConv(nn.Sequential(nn.Linear(hidden_channels, hidden_channels), *norm_act,
                                  nn.Linear(hidden_channels, out_channels)))
 
 
