@@ -71,7 +71,7 @@ class MVGRLGraphEncoder(nn.Module):
     `gnn_adj`: the given GCN (`jk: cat`, GCN-normalised A + I); `gnn_diff`: a re-initialised copy that
     propagates S as given; `graph_head`: `ShortcutMLP(L * H -> H)` on the concatenated per-layer sum pools.
     `forward` computes S of the given graphs itself (`ppr_per_graph`), as `prepare_graphs` did for training.
-    PyG's GCN shares one PReLU across its layers (the official code has one per layer).
+    PyG's GCN shares one PReLU across its layers (the official code has one per layer: `shared_act=False`).
     """
 
     graph_level = True
