@@ -113,6 +113,10 @@ SECTIONS: list[tuple[str, list[Case]]] = [
         ("Read-only data root",
          "Works; processed files go to the cache, nothing is written under the root.",
          (f"{RUN}::test_read_only_data_root", f"{DATA}::test_read_only_root_is_never_written")),
+        ("Several processes loading a dataset into a fresh cache at once (parallel trainings, the examples)",
+         "One processes it under the dataset's lock; the others wait and load what it wrote, never half-written "
+         "files.",
+         (f"{DATA}::test_one_process_at_a_time_processes_a_dataset",)),
         ("An empty dataset",
          "`the dataset is empty: it holds no graphs`, before training.",
          (f"{VALID}::test_empty_dataset_is_named",)),

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from filelock import FileLock
 import torch_geometric.transforms as T
 from torch_geometric.data import Data, Dataset
 from torch_geometric.transforms import BaseTransform
@@ -89,7 +90,10 @@ def _read_raw(spec: DatasetSpec, root: Path) -> Dataset:
     require_files(spec, root)
     shadow = shadow_folder(root, spec.folder)
     try:
-        return spec.loader(**spec.loader_kwargs(shadow.parent))
+        # PyG's loaders write processed/ in place: a second process starting on a fresh cache would read
+        # half-written files. One processes at a time; the others then load what it wrote.
+        with FileLock(processing_lock(shadow)):
+            return spec.loader(**spec.loader_kwargs(shadow.parent))
     except DatasetNotFoundError:
         raise
     except Exception as err:
@@ -99,6 +103,11 @@ def _read_raw(spec: DatasetSpec, root: Path) -> Dataset:
             f"dataset '{spec.name}' could not be read from {root / spec.folder / (culprit or '')}: "
             f"{type(err).__name__}: {detail} (processed files: {shadow})"
         ) from err
+
+
+def processing_lock(shadow: Path) -> Path:
+    """The lock file held while a loader reads or processes the dataset of the cache folder `shadow`."""
+    return shadow.parent / f".{shadow.name}.lock"
 
 
 def _feature_steps(dataset: Dataset, features: str, normalize: bool) -> list[BaseTransform]:

@@ -2,6 +2,7 @@
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -147,6 +148,40 @@ def test_read_only_root_is_never_written(shared_datasets: Path, tmp_path: Path, 
         for path in paths:
             path.chmod(0o755 if path.is_dir() else 0o644)
     assert any("Cora/processed" in str(p) for p in graphcl_cache.rglob("data.pt"))
+
+
+LOAD_CORA_WHEN_UNLOCKED = """
+import sys, time
+from graphcl.data import load_dataset
+print("ready", flush=True)
+n = load_dataset("cora", sys.argv[1])[0].num_nodes
+print(n, time.time(), flush=True)
+"""
+
+
+def test_one_process_at_a_time_processes_a_dataset(shared_datasets: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyG's loaders write processed/ in place, so a second process on a fresh cache would read half-written
+    files: loading waits for the dataset's lock (held here for 3 s, longer than processing Cora takes)."""
+    from filelock import FileLock
+
+    from graphcl.data.loading import processing_lock
+    from graphcl.data.paths import shadow_folder
+
+    monkeypatch.setenv("GRAPHCL_CACHE", str(tmp_path / "fresh"))
+    lock = FileLock(processing_lock(shadow_folder(shared_datasets, "Cora")))
+    with lock:
+        proc = subprocess.Popen([sys.executable, "-c", LOAD_CORA_WHEN_UNLOCKED, str(shared_datasets)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+        time.sleep(3)
+        released = time.time()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    nodes, loaded = out.split()
+    assert int(nodes) == 2708 and float(loaded) > released
+    assert list((tmp_path / "fresh").rglob("Cora/processed/data.pt"))
 
 
 def test_root_resolution_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
