@@ -4,8 +4,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from filelock import FileLock
 import torch_geometric.transforms as T
+from filelock import FileLock
 from torch_geometric.data import Data, Dataset
 from torch_geometric.transforms import BaseTransform
 from torch_geometric.utils import degree
