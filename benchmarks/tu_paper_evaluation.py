@@ -128,9 +128,9 @@ def main(configs: list[str], seeds: list[int] | None) -> None:
     print("\n| run | ours, last epoch (svm_cv) | official SVC, last epoch | best classifier, last epoch "
           "| ours, best epoch | official SVC, best epoch | best epoch and classifier |")
     print("|---|---:|---:|---:|---:|---:|---:|")
+    columns = ("ours_last", "svc_last", "best_last", "ours_max", "svc_max", "any_max")
     for name, c in summary:
-        print(f"| {name} | " + " | ".join(ms([100 * v for v in c[k]]) for k in ("ours_last", "svc_last", "best_last", "ours_max",
-                                                                "svc_max", "any_max")) + " |")
+        print(f"| {name} | " + " | ".join(ms([100 * v for v in c[k]]) for k in columns) + " |")
 
 
 if __name__ == "__main__":
