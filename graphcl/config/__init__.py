@@ -1,5 +1,5 @@
 """Run configs: the structured schema, YAML + dotted overrides, validation and atomic saving."""
-from .load import ConfigError, config_from_dict, load_config, save_config, to_yaml
+from .load import ConfigError, config_from_dict, load_config, save_config, to_yaml, with_seeds
 from .schema import (
     AugmentConfig,
     DataConfig,
@@ -15,5 +15,5 @@ from .schema import (
 __all__ = [
     "AugmentConfig", "ConfigError", "DataConfig", "EncoderConfig", "EvalConfig", "HeadsConfig",
     "ModelConfig", "OptimConfig", "RunConfig", "TrainerConfig",
-    "config_from_dict", "load_config", "save_config", "to_yaml",
+    "config_from_dict", "load_config", "save_config", "to_yaml", "with_seeds",
 ]

@@ -54,6 +54,13 @@ def config_from_dict(d: Mapping) -> DictConfig:
     return _build([d])
 
 
+def with_seeds(cfg: DictConfig, seeds: Sequence[int]) -> DictConfig:
+    """`cfg` with its seeds replaced by `seeds` (validated as any config's)."""
+    data = OmegaConf.to_container(cfg, resolve=True)
+    data["seeds"] = list(seeds)
+    return config_from_dict(data)
+
+
 def to_yaml(cfg: DictConfig) -> str:
     """The config as YAML, interpolations resolved."""
     return OmegaConf.to_yaml(cfg, resolve=True)

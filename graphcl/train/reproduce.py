@@ -23,7 +23,8 @@ section between its markers and rewrites only that.
 Run directories hold weights and are not kept in git; the table's provenance is. Every regeneration writes
 `records/<name>.json` beside the output file: each row's resolved config and results.json, and the baselines it
 printed. A fresh clone (or another machine, e.g. a GPU run whose records are copied back) regenerates the table
-from it and reruns only the entries whose config no longer matches its record.
+from it and reruns only the entries whose config no longer matches its record; an entry that only asks for more
+seeds than its record holds trains just those and adds them to the record.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from typing import Callable, Mapping, Sequence
 
 import yaml
 
-from graphcl.config import ConfigError, config_from_dict, load_config, to_yaml
+from graphcl.config import ConfigError, config_from_dict, load_config, to_yaml, with_seeds
 from graphcl.train.checkpoint import atomic_write
 
 
@@ -132,7 +133,8 @@ def run_suite(suite_path: str | os.PathLike, out_root: str | os.PathLike = "runs
     for entry in suite["runs"]:
         cfg = load_config(entry["config"], list(entry.get("overrides", [])) + list(overrides))
         run_dir = Path(out_root) / name / f"{cfg.model.method}-{cfg.data.name}".lower()
-        results = _finished(run_dir, cfg) or _recorded(records["runs"].get(run_dir.name), cfg)
+        record = records["runs"].get(run_dir.name)
+        results = _finished(run_dir, cfg) or _recorded(record, cfg)
         if results is not None and "transcribed" in results and cfg.model.method in only:
             results = None  # named by --only: measure it again, per seed
         if results is None and only and cfg.model.method not in only:
@@ -141,11 +143,19 @@ def run_suite(suite_path: str | os.PathLike, out_root: str | os.PathLike = "runs
                 kept[run_dir.name] = records["runs"][run_dir.name]
             continue
         if results is None:
-            log(f"== {entry['config']} -> {run_dir}")
-            mode = "overwrite" if run_dir.exists() else "new"
-            if (run_dir / "checkpoint.pt").exists() and _same_config(run_dir, cfg):
-                mode = "resume"
-            results = train_run(cfg, run_dir, mode=mode, log=log)
+            # a record of the config's first seeds: train only the others and add them to it
+            earlier = _recorded_first_seeds(record, cfg)
+            todo = cfg if earlier is None else with_seeds(cfg, cfg.seeds[len(earlier["seeds"]):])
+            log(f"== {entry['config']} -> {run_dir}" + (
+                "" if earlier is None else f" (seeds {list(todo.seeds)}; seeds {earlier['seeds']} from the record)"))
+            results = _finished(run_dir, todo)
+            if results is None:
+                mode = "overwrite" if run_dir.exists() else "new"
+                if (run_dir / "checkpoint.pt").exists() and _same_config(run_dir, todo):
+                    mode = "resume"
+                results = train_run(todo, run_dir, mode=mode, log=log)
+            if earlier is not None:
+                results = merge_results(earlier, results)
         log(result_line(results) if "val" in results else f"{run_dir.name}: {TRANSCRIBED} ({results['transcribed']})")
         rows.append((entry, results))
         kept[run_dir.name] = {"config": _comparable(cfg), "results": results}
@@ -209,6 +219,56 @@ def _recorded(record: dict | None, cfg) -> dict | None:
     except ConfigError:  # a key this graphcl no longer knows: another run
         return None
     return record["results"] if same else None
+
+
+def _recorded_first_seeds(record: dict | None, cfg) -> dict | None:
+    """The record's results when its config is `cfg` run on a prefix of `cfg.seeds`, measured on this kind of
+    device (its seconds per epoch are averaged with the new seeds'); None otherwise."""
+    from graphcl.core.distributed import world_size
+    from graphcl.train.trainer import resolve_device
+
+    if record is None or "transcribed" in record["results"]:
+        return None
+    results, seeds = record["results"], list(cfg.seeds)
+    try:
+        old = config_from_dict(record["config"])
+    except ConfigError:  # a key this graphcl no longer knows: another run
+        return None
+    n = len(old.seeds)
+    if not (0 < n < len(seeds) and list(old.seeds) == seeds[:n] == results.get("seeds")):
+        return None
+    if _comparable(with_seeds(old, seeds)) != _comparable(cfg):
+        return None
+    try:
+        device = resolve_device(cfg.trainer.device).type
+    except ValueError:  # no CUDA here: training reports it
+        return None
+    same_place = (str(results.get("device", "")).split(":")[0] == device
+                  and results.get("world_size", 1) == world_size())
+    return results if same_place else None
+
+
+def merge_results(first: dict, more: dict) -> dict:
+    """One results.json for the seeds of `first` followed by those of `more` (the same config and protocol):
+    per-seed figures joined, means and stds over all seeds, times summed, seconds per epoch averaged per seed,
+    the larger peak memory."""
+    import numpy as np
+
+    def joined(a: dict, b: dict) -> dict:
+        values = list(a["per_seed"]) + list(b["per_seed"])
+        return {"mean": float(np.mean(values)), "std": float(np.std(values)), "per_seed": values}
+
+    n, m = len(first["seeds"]), len(more["seeds"])
+    return {**more,
+            "seeds": list(first["seeds"]) + list(more["seeds"]),
+            "test": joined(first["test"], more["test"]),
+            "val": joined(first["val"], more["val"]),
+            "extra": {k: joined(v, more["extra"][k]) for k, v in first.get("extra", {}).items()
+                      if k in more.get("extra", {})},
+            "train_seconds": first["train_seconds"] + more["train_seconds"],
+            "seconds_per_epoch": (n * first["seconds_per_epoch"] + m * more["seconds_per_epoch"]) / (n + m),
+            "peak_memory_mb": max(first["peak_memory_mb"], more["peak_memory_mb"]),
+            "epochs": list(first["epochs"]) + list(more["epochs"])}
 
 
 HEADER = ("# Results\n\nEvery table on this page is generated by `graphcl reproduce SUITE`, one section per suite; "

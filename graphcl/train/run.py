@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from graphcl.config import ConfigError, config_from_dict, load_config, save_config
+from graphcl.config import ConfigError, config_from_dict, load_config, save_config, with_seeds
 from graphcl.core.distributed import world_size
 from graphcl.train.artifacts import encoder_from_file, read_encoder_file, save_encoder, write_environment
 from graphcl.train.build import build_optimizer, build_scheduler, initialise, method_class
@@ -111,9 +111,7 @@ def _appended(cfg: DictConfig, seeds: list[int]) -> DictConfig:
     if seeds[:len(old)] != old:
         raise ConfigError(f"key 'seeds' is {seeds} but the run's seeds are {old}: resuming can only append seeds "
                           f"(e.g. seeds={old + [max(old) + 1]})")
-    extended = OmegaConf.to_container(cfg, resolve=True)
-    extended["seeds"] = list(seeds)
-    return config_from_dict(extended)
+    return with_seeds(cfg, seeds)
 
 
 def _train_seeds(cfg: Optional[DictConfig], file, mode: str, dataset: Any, log, write: bool,

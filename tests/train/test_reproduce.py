@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from graphcl.config import ConfigError, load_config, to_yaml
-from graphcl.train.reproduce import (BASELINES, baseline_figures, read_baselines, read_records, read_suite,
-                                     records_path, render, run_suite, save_baselines, write_records)
+from graphcl.train.reproduce import (BASELINES, baseline_figures, merge_results, read_baselines, read_records,
+                                     read_suite, records_path, render, run_suite, save_baselines, write_records)
 
 REPO = Path(__file__).resolve().parents[2]
 MSE = ["mse_24", "mse_48", "mse_168", "mse_336", "mse_720"]
@@ -177,6 +177,76 @@ def test_transcribed_records_are_marked(tmp_path, monkeypatch) -> None:
     table = run_suite(suite, tmp_path / "runs", output=str(page), only=["cpc"], log=lambda *_: None)
     assert trained == [tmp_path / "runs" / "mini" / "cpc-fsdd"] and "| 97.00 ± 0.30 | 2 |" in table
     assert "transcribed" not in read_records(path)["runs"]["cpc-fsdd"]["results"]
+
+
+def one_seed(seed: int, test: float, seconds_per_epoch: float = 2.0, peak: float = 5.0) -> dict:
+    one = lambda v: {"mean": v, "std": 0.0, "per_seed": [v]}  # noqa: E731
+    return {"method": "cpc", "dataset": "FSDD", "protocol": "p", "metric": "accuracy", "seeds": [seed],
+            "test": one(test), "val": one(test - 1), "extra": {"speaker_test": one(90.0)}, "train_seconds": 8.0,
+            "seconds_per_epoch": seconds_per_epoch, "peak_memory_mb": peak, "epochs": [4], "device": "cpu",
+            "world_size": 1}
+
+
+def test_merge_results_is_the_summary_of_all_seeds() -> None:
+    first = results("FSDD", "accuracy", 96.0, speaker_test=99.0)  # seeds 0, 1: test 95.7 and 96.3
+    merged = merge_results(first, one_seed(2, 99.0, seconds_per_epoch=2.0, peak=5.0))
+    assert merged["seeds"] == [0, 1, 2] and merged["test"]["per_seed"] == [95.7, 96.3, 99.0]
+    assert merged["test"]["mean"] == pytest.approx(97.0)
+    assert merged["test"]["std"] == pytest.approx(((1.3 ** 2 + 0.7 ** 2 + 2.0 ** 2) / 3) ** 0.5)
+    assert merged["extra"]["speaker_test"]["per_seed"] == [98.8, 99.2, 90.0]
+    assert merged["seconds_per_epoch"] == pytest.approx((2 * 0.5 + 2.0) / 3)  # per seed, as summarise averages
+    assert merged["train_seconds"] == 10.0 and merged["peak_memory_mb"] == 5.0 and merged["epochs"] == [1, 1, 4]
+
+
+def _recorded_two_seeds(tmp_path: Path, record_changes: dict | None = None) -> tuple[Path, Path]:
+    """A suite whose cpc-fsdd row is recorded for seeds [0, 1] (no run directory), and its page."""
+    suite = _finished_fsdd(tmp_path)
+    (tmp_path / "runs" / "mini" / "cpc-fsdd" / "config.yaml").write_text(
+        to_yaml(load_config(REPO / "configs" / "cpc" / "fsdd.yaml", ["seeds=[0,1]"])))
+    page = tmp_path / "docs" / "results.md"
+    run_suite(suite, tmp_path / "runs", overrides=["seeds=[0,1]"], output=str(page), only=["none"],
+              log=lambda *_: None)
+    path = records_path(page, "mini")
+    records = read_records(path)
+    records["runs"]["cpc-fsdd"]["results"].update(record_changes or {})
+    write_records(path, records)
+    return suite, page
+
+
+def test_more_seeds_train_only_the_new_ones_beside_the_record(tmp_path, monkeypatch) -> None:
+    """A suite asking for more seeds than its record holds trains only the seeds that follow, and the row, the
+    printed line and the record then cover all of them; a fresh clone reuses that record."""
+    suite, page = _recorded_two_seeds(tmp_path)
+    trained = []
+    monkeypatch.setattr("graphcl.train.run.train_run", lambda cfg, run_dir, **kw: trained.append(list(cfg.seeds))
+                        or one_seed(2, 99.0))
+    lines = []
+    table = run_suite(suite, tmp_path / "fresh", overrides=["seeds=[0,1,2]"], output=str(page), only=["cpc"],
+                      log=lines.append)
+    assert trained == [[2]]
+    assert any("(seeds [2]; seeds [0, 1] from the record)" in line for line in lines)
+    assert "| 97.07 ± 1.39 | 3 |" in table
+    assert any("3 seeds): test accuracy 97.07 +- 1.39" in line for line in lines)
+    record = read_records(records_path(page, "mini"))["runs"]["cpc-fsdd"]
+    assert record["config"]["seeds"] == [0, 1, 2] and record["results"]["seeds"] == [0, 1, 2]
+    again = run_suite(suite, tmp_path / "another-clone", overrides=["seeds=[0,1,2]"], output=str(page),
+                      only=["cpc"], log=lambda *_: None)
+    assert trained == [[2]] and again == table
+
+
+@pytest.mark.parametrize("overrides, record_changes", [
+    (["seeds=[1,2,3]"], {}),                           # not the record's seeds followed by more
+    (["seeds=[0,1,2]", "trainer.epochs=1"], {}),       # another config
+    (["seeds=[0,1,2]"], {"device": "cuda:0"}),          # timed on another kind of device
+    (["seeds=[0,1,2]"], {"transcribed": "a table"}),    # no per-seed figures
+])
+def test_records_of_other_runs_are_not_extended(tmp_path, monkeypatch, overrides, record_changes) -> None:
+    suite, page = _recorded_two_seeds(tmp_path, record_changes)
+    trained = []
+    monkeypatch.setattr("graphcl.train.run.train_run", lambda cfg, run_dir, **kw: trained.append(list(cfg.seeds))
+                        or one_seed(2, 99.0))
+    run_suite(suite, tmp_path / "fresh", overrides=overrides, output=str(page), only=["cpc"], log=lambda *_: None)
+    assert trained == [[int(x) for x in overrides[0][7:-1].split(",")]]
 
 
 @pytest.mark.parametrize("text", ["{", "[]", '{"runs": {"a": {"config": 1, "results": {}}}}'])
