@@ -128,6 +128,15 @@ def _contiguous_layer_grads(jk: nn.Module, args: tuple) -> None:
             x.register_hook(Tensor.contiguous)
 
 
+def reset_parameters(module: nn.Module) -> nn.Module:
+    """Re-draw the parameters of every sub-module of `module` that knows how to (global RNG, `modules()` order;
+    `module`'s own `reset_parameters`, which would re-draw its children again, is not called); returns `module`."""
+    for m in module.modules():
+        if m is not module and hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    return module
+
+
 def reads_edge_attr(encoder: nn.Module) -> bool:
     """Whether the encoder's convs embed `edge_attr` (OGB bond features: `MolGIN`), so callers must pass it."""
     return bool(getattr(basic_gnn(encoder), "reads_edge_attr", False))

@@ -16,18 +16,11 @@ from graphcl.core.checks import check_probability, check_rate, check_size
 from graphcl.core.heads import prediction_head
 from graphcl.core.losses import neg_cosine
 from graphcl.core.momentum import copy_as_target, cosine_schedule, ema_update
+from graphcl.graph.encoders import reset_parameters
 from graphcl.graph.sampling import seed_rows
 from graphcl.graph.sparse import graph_inputs
 from graphcl.graph.gcn_views import EdgeFeatureViews
 from graphcl.graph.views import edge_feature_draws
-
-
-def reset_parameters(module: nn.Module) -> nn.Module:
-    """Re-draw every sub-module's parameters that knows how to (global RNG); returns `module`."""
-    for m in module.modules():
-        if m is not module and hasattr(m, "reset_parameters"):
-            m.reset_parameters()
-    return module
 
 
 class BGRL(nn.Module):

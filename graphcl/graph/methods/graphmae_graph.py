@@ -17,7 +17,7 @@ from torch_geometric.nn import GINConv
 from torch_geometric.nn.models import GIN
 from torch_geometric.nn.models.basic_gnn import BasicGNN
 
-from graphcl.graph.encoders import basic_gnn
+from graphcl.graph.encoders import basic_gnn, reset_parameters
 from graphcl.graph.methods.graphmae import GraphMAE
 from graphcl.graph.readout import POOLS, encoder_inputs, graph_embeddings
 
@@ -26,11 +26,7 @@ def gin_decoder(gnn: BasicGNN, hidden_channels: int, out_channels: int) -> GINCo
     """GraphMAE's one-layer GIN decoder `[N, hidden] -> [N, out]`: sum aggregation (eps 0), then
     Linear-norm-act-Linear with fresh copies of the encoder's first norm and its activation (both in
     `norms[0]` when the encoder has its own activation per layer, `own_activations`)."""
-    norm_act = [copy.deepcopy(m) for m in (gnn.norms[0], gnn.act) if m is not None]
-    for m in norm_act:
-        for sub in m.modules():
-            if hasattr(sub, "reset_parameters"):
-                sub.reset_parameters()
+    norm_act = reset_parameters(nn.Sequential(*[copy.deepcopy(m) for m in (gnn.norms[0], gnn.act) if m is not None]))
     return GINConv(nn.Sequential(nn.Linear(hidden_channels, hidden_channels), *norm_act,
                                  nn.Linear(hidden_channels, out_channels)))
 

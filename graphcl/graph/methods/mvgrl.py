@@ -33,7 +33,7 @@ from graphcl.core.losses import dgi_bce
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 from graphcl.graph.diffusion import LAYOUTS, diffusion_adjacency, ppr_diffusion
-from graphcl.graph.encoders import basic_gnn, build_encoder, views_from_first_layer
+from graphcl.graph.encoders import basic_gnn, build_encoder, reset_parameters, views_from_first_layer
 from graphcl.graph.sparse import SparseOperand, graph_inputs, permute_rows
 from graphcl.graph.views import node_permutation
 
@@ -108,9 +108,7 @@ class MVGRLEncoder(nn.Module):
         self.gnn_diff = copy.deepcopy(gnn)
         for conv in basic_gnn(self.gnn_diff).convs:
             conv.normalize, conv.add_self_loops, conv.cached = False, False, False
-        for m in self.gnn_diff.modules():
-            if m is not self.gnn_diff and hasattr(m, "reset_parameters"):
-                m.reset_parameters()
+        reset_parameters(self.gnn_diff)
         self.diffusion_kwargs = {"alpha": alpha, "eps": eps, "top_k": top_k, "scale": scale}
         self.layout = layout
         self._cache: Optional[tuple[Tensor, Tensor]] = None  # (adjacency it was computed for, S)

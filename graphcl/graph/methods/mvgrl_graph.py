@@ -27,7 +27,7 @@ from torch_geometric.nn.models.basic_gnn import BasicGNN
 from graphcl.core.heads import ShortcutMLP
 from graphcl.core.losses import jsd_mi
 from graphcl.graph.diffusion import ppr_per_graph
-from graphcl.graph.encoders import build_encoder
+from graphcl.graph.encoders import build_encoder, reset_parameters
 from graphcl.graph.methods.mvgrl import as_edge_index
 
 DIFF_KEYS = ("diff_index", "diff_weight")  # the attributes `prepare_graphs` adds
@@ -83,9 +83,7 @@ class MVGRLGraphEncoder(nn.Module):
         self.gnn_diff = copy.deepcopy(gnn)
         for conv in self.gnn_diff.convs:
             conv.normalize, conv.add_self_loops, conv.cached = False, False, False
-        for m in self.gnn_diff.modules():
-            if m is not self.gnn_diff and hasattr(m, "reset_parameters"):
-                m.reset_parameters()
+        reset_parameters(self.gnn_diff)
         self.hidden = gnn.hidden_channels
         self.graph_head = ShortcutMLP(gnn.num_layers * gnn.hidden_channels, gnn.hidden_channels, act="prelu")
         self.alpha, self.eps = alpha, eps
