@@ -134,7 +134,12 @@ def run_suite(suite_path: str | os.PathLike, out_root: str | os.PathLike = "runs
         cfg = load_config(entry["config"], list(entry.get("overrides", [])) + list(overrides))
         run_dir = Path(out_root) / name / f"{cfg.model.method}-{cfg.data.name}".lower()
         record = records["runs"].get(run_dir.name)
+        # a record of the config's first seeds: only the seeds that follow are trained, then added to it
+        earlier = _recorded_first_seeds(record, cfg)
+        todo = cfg if earlier is None else with_seeds(cfg, cfg.seeds[len(earlier["seeds"]):])
         results = _finished(run_dir, cfg) or _recorded(record, cfg)
+        if results is None and earlier is not None and (more := _finished(run_dir, todo)) is not None:
+            results = merge_results(earlier, more)  # the new seeds' run is finished: nothing to train
         if results is not None and "transcribed" in results and cfg.model.method in only:
             results = None  # named by --only: measure it again, per seed
         if results is None and only and cfg.model.method not in only:
@@ -143,17 +148,12 @@ def run_suite(suite_path: str | os.PathLike, out_root: str | os.PathLike = "runs
                 kept[run_dir.name] = records["runs"][run_dir.name]
             continue
         if results is None:
-            # a record of the config's first seeds: train only the others and add them to it
-            earlier = _recorded_first_seeds(record, cfg)
-            todo = cfg if earlier is None else with_seeds(cfg, cfg.seeds[len(earlier["seeds"]):])
             log(f"== {entry['config']} -> {run_dir}" + (
                 "" if earlier is None else f" (seeds {list(todo.seeds)}; seeds {earlier['seeds']} from the record)"))
-            results = _finished(run_dir, todo)
-            if results is None:
-                mode = "overwrite" if run_dir.exists() else "new"
-                if (run_dir / "checkpoint.pt").exists() and _same_config(run_dir, todo):
-                    mode = "resume"
-                results = train_run(todo, run_dir, mode=mode, log=log)
+            mode = "overwrite" if run_dir.exists() else "new"
+            if (run_dir / "checkpoint.pt").exists() and _same_config(run_dir, todo):
+                mode = "resume"
+            results = train_run(todo, run_dir, mode=mode, log=log)
             if earlier is not None:
                 results = merge_results(earlier, results)
         log(result_line(results) if "val" in results else f"{run_dir.name}: {TRANSCRIBED} ({results['transcribed']})")

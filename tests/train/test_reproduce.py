@@ -234,6 +234,21 @@ def test_more_seeds_train_only_the_new_ones_beside_the_record(tmp_path, monkeypa
     assert trained == [[2]] and again == table
 
 
+def test_new_seeds_trained_beforehand_are_added_without_training(tmp_path, monkeypatch) -> None:
+    """The new seeds may run on their own first (`graphcl train CONFIG seeds=[2] --out RUN_DIR`): any regeneration,
+    `--only none` included, then adds the finished run to the record."""
+    suite, page = _recorded_two_seeds(tmp_path)
+    run_dir = tmp_path / "fresh" / "mini" / "cpc-fsdd"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(to_yaml(load_config(REPO / "configs" / "cpc" / "fsdd.yaml", ["seeds=[2]"])))
+    (run_dir / "results.json").write_text(json.dumps(one_seed(2, 99.0)))
+    monkeypatch.setattr("graphcl.train.run.train_run", lambda *a, **kw: pytest.fail("nothing should train"))
+    table = run_suite(suite, tmp_path / "fresh", overrides=["seeds=[0,1,2]"], output=str(page), only=["none"],
+                      log=lambda *_: None)
+    assert "| 97.07 ± 1.39 | 3 |" in table
+    assert read_records(records_path(page, "mini"))["runs"]["cpc-fsdd"]["results"]["seeds"] == [0, 1, 2]
+
+
 @pytest.mark.parametrize("overrides, record_changes", [
     (["seeds=[1,2,3]"], {}),                           # not the record's seeds followed by more
     (["seeds=[0,1,2]", "trainer.epochs=1"], {}),       # another config
