@@ -134,10 +134,11 @@ def run_suite(suite_path: str | os.PathLike, out_root: str | os.PathLike = "runs
         cfg = load_config(entry["config"], list(entry.get("overrides", [])) + list(overrides))
         run_dir = Path(out_root) / name / f"{cfg.model.method}-{cfg.data.name}".lower()
         record = records["runs"].get(run_dir.name)
+        recorded_cfg = _record_config(record)
         # a record of the config's first seeds: only the seeds that follow are trained, then added to it
-        earlier = _recorded_first_seeds(record, cfg)
+        earlier = _recorded_first_seeds(record, recorded_cfg, cfg)
         todo = cfg if earlier is None else with_seeds(cfg, cfg.seeds[len(earlier["seeds"]):])
-        results = _finished(run_dir, cfg) or _recorded(record, cfg)
+        results = _finished(run_dir, cfg) or _recorded(record, recorded_cfg, cfg)
         if results is None and earlier is not None and (more := _finished(run_dir, todo)) is not None:
             results = merge_results(earlier, more)  # the new seeds' run is finished: nothing to train
         if results is not None and "transcribed" in results and cfg.model.method in only:
@@ -210,34 +211,36 @@ def _comparable(cfg) -> dict:
     return c
 
 
-def _recorded(record: dict | None, cfg) -> dict | None:
-    """The record's results when its config, read through the current schema, equals `cfg`."""
+def _record_config(record: dict | None):
+    """The record's config read through the current schema; None without a record or when it has a key this
+    graphcl no longer knows (another run)."""
     if record is None:
         return None
     try:
-        same = _comparable(config_from_dict(record["config"])) == _comparable(cfg)
-    except ConfigError:  # a key this graphcl no longer knows: another run
+        return config_from_dict(record["config"])
+    except ConfigError:
         return None
-    return record["results"] if same else None
 
 
-def _recorded_first_seeds(record: dict | None, cfg) -> dict | None:
-    """The record's results when its config is `cfg` run on a prefix of `cfg.seeds`, measured on this kind of
-    device (its seconds per epoch are averaged with the new seeds'); None otherwise."""
+def _recorded(record: dict | None, recorded_cfg, cfg) -> dict | None:
+    """The record's results when its config (`recorded_cfg`, `_record_config`'s) equals `cfg`."""
+    if recorded_cfg is None or _comparable(recorded_cfg) != _comparable(cfg):
+        return None
+    return record["results"]
+
+
+def _recorded_first_seeds(record: dict | None, recorded_cfg, cfg) -> dict | None:
+    """The record's results when its config (`recorded_cfg`) is `cfg` run on a prefix of `cfg.seeds`, measured on
+    this kind of device (its seconds per epoch are averaged with the new seeds'); None otherwise."""
     from graphcl.core.distributed import world_size
     from graphcl.train.trainer import resolve_device
 
-    if record is None or "transcribed" in record["results"]:
+    if recorded_cfg is None or "transcribed" in record["results"]:
         return None
-    results, seeds = record["results"], list(cfg.seeds)
-    try:
-        old = config_from_dict(record["config"])
-    except ConfigError:  # a key this graphcl no longer knows: another run
+    results, seeds, n = record["results"], list(cfg.seeds), len(recorded_cfg.seeds)
+    if not (0 < n < len(seeds) and list(recorded_cfg.seeds) == seeds[:n] == results.get("seeds")):
         return None
-    n = len(old.seeds)
-    if not (0 < n < len(seeds) and list(old.seeds) == seeds[:n] == results.get("seeds")):
-        return None
-    if _comparable(with_seeds(old, seeds)) != _comparable(cfg):
+    if _comparable(with_seeds(recorded_cfg, seeds)) != _comparable(cfg):
         return None
     try:
         device = resolve_device(cfg.trainer.device).type
@@ -252,11 +255,10 @@ def merge_results(first: dict, more: dict) -> dict:
     """One results.json for the seeds of `first` followed by those of `more` (the same config and protocol):
     per-seed figures joined, means and stds over all seeds, times summed, seconds per epoch averaged per seed,
     the larger peak memory."""
-    import numpy as np
+    from graphcl.train.run import spread
 
     def joined(a: dict, b: dict) -> dict:
-        values = list(a["per_seed"]) + list(b["per_seed"])
-        return {"mean": float(np.mean(values)), "std": float(np.std(values)), "per_seed": values}
+        return spread(list(a["per_seed"]) + list(b["per_seed"]))
 
     n, m = len(first["seeds"]), len(more["seeds"])
     return {**more,

@@ -42,10 +42,14 @@ def shown(result: dict, key: str) -> float:
     return float(result[key]) * (1 if result["metric"] in ("mse", "mae") else 100)
 
 
+def spread(values: list[float]) -> dict:
+    """Mean +- std (population) of per-seed figures, and the figures."""
+    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "per_seed": values}
+
+
 def stats(seeds: list[dict], key: str) -> dict:
     """Mean +- std (population) over seeds of `shown` figures."""
-    values = [shown(s["eval"], key) for s in seeds]
-    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "per_seed": values}
+    return spread([shown(s["eval"], key) for s in seeds])
 
 
 def summarise(cfg: DictConfig, dataset_name: str, seeds: list[dict], device: torch.device) -> dict:
