@@ -31,7 +31,9 @@ def encoder_inputs(encoder: nn.Module, batch: Data) -> tuple[Tensor, Tensor]:
     faster still.)"""
     x, adj = graph_inputs(batch)
     if adj.layout == torch.strided and isinstance(basic_gnn(encoder), (GCN, GIN, GraphSAGE)):
-        adj = to_torch_csr_tensor(adj.flip(0), size=(batch.num_nodes, batch.num_nodes))
+        dtype = x.dtype if isinstance(x, Tensor) and x.is_floating_point() else None
+        ones = torch.ones(adj.size(1), dtype=dtype, device=adj.device)
+        adj = to_torch_csr_tensor(adj.flip(0), ones, size=(batch.num_nodes, batch.num_nodes))  # x's dtype
     return x, adj
 
 

@@ -148,3 +148,20 @@ def test_only_plain_gins_take_the_sparse_path(monkeypatch) -> None:
     with torch.autocast("cpu", dtype=torch.bfloat16):
         node_embeddings(encoder, batch)
     assert calls == [1]
+
+
+def test_sparse_product_encoders_keep_the_features_dtype() -> None:
+    """A GCN or GraphSAGE encoder gets a CSR adjacency (`encoder_inputs`) in the features' dtype: float64 runs.
+    (Graphs without self-loops or repeated edges, which PyG's convs treat apart on CSR input.)"""
+    from torch_geometric.utils import coalesce, remove_self_loops
+
+    graphs = random_graphs(num_graphs=4).to_data_list()
+    for g in graphs:
+        g.edge_index = coalesce(remove_self_loops(g.edge_index)[0], num_nodes=g.num_nodes)
+    batch = Batch.from_data_list(graphs)
+    for name in ("gcn", "sage"):
+        encoder = build_encoder(name, 7, 16, 2).double().eval()
+        out = graph_embeddings(encoder, batch)
+        reference = global_add_pool(encoder(batch.x, batch.edge_index), batch.batch, batch.num_graphs)
+        assert out.dtype == torch.float64
+        torch.testing.assert_close(out, reference, rtol=1e-12, atol=1e-12, msg=name)
