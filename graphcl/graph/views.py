@@ -16,7 +16,7 @@ PyG). Structural views handle `edge_index`-based graphs; attributes that hold no
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -168,9 +168,11 @@ def _drop_node_mask(num_nodes: int, p: float, batch: Optional[Tensor], num_graph
     return keep | (score == best[batch])
 
 
-def _induced_edges(edge_index: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
-    """The edges between kept nodes, relabelled to the kept nodes' new ids, and their ids in `edge_index`."""
-    take = (keep[edge_index[0]] & keep[edge_index[1]]).nonzero().view(-1)
+def _induced_edges(edge_index: Tensor, keep: Tensor, edge_keep: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+    """The edges between kept nodes (and kept themselves, where `edge_keep [E]` is given), relabelled to the kept
+    nodes' new ids, and their ids in `edge_index`."""
+    kept = keep[edge_index[0]] & keep[edge_index[1]]
+    take = (kept if edge_keep is None else kept & edge_keep).nonzero().view(-1)
     new_id = keep.cumsum(0) - 1  # old node id -> its rank among the kept nodes
     return new_id[edge_index.index_select(1, take)], take
 
@@ -434,13 +436,33 @@ def _restructure(g: _Graphs, *, node_take: Optional[Tensor], edge_take: Optional
     return out
 
 
-def _induce(g: _Graphs, keep: Tensor, name: str) -> Data:
-    """The subgraph induced by the nodes of `keep [N]` (bool), as a new Data/Batch."""
+class _Draw(NamedTuple):
+    """What a masking view drew for a whole graph or batch: the nodes kept (`[N]` bool; None: all), the edges
+    kept (`[E]` bool; None: all between kept nodes) and new features (`[N, *]`; None: unchanged)."""
+
+    nodes: Optional[Tensor] = None
+    edges: Optional[Tensor] = None
+    x: Optional[Tensor] = None
+
+
+def _apply(g: _Graphs, draw: _Draw, name: str) -> Data:
+    """`g.data` with `draw` applied, as a new Data/Batch."""
+    if draw.x is not None:
+        data = copy.copy(g.data)
+        data.x = draw.x
+        g = copy.copy(g)
+        g.data = data
+    if draw.nodes is None and (draw.edges is None or g.edge_index is None):
+        return copy.copy(g.data)
+    if draw.nodes is None:  # edges only: node ids stay valid
+        g.check(name, nodes_change=False)
+        take = draw.edges.nonzero().view(-1)
+        return _restructure(g, node_take=None, edge_take=take, edge_index=g.edge_index[:, take], batch=g.batch)
     g.check(name, nodes_change=True)
-    node_take = keep.nonzero().view(-1)
+    node_take = draw.nodes.nonzero().view(-1)
     edge_index = edge_take = None
     if g.edge_index is not None:
-        edge_index, edge_take = _induced_edges(g.edge_index, keep)
+        edge_index, edge_take = _induced_edges(g.edge_index, draw.nodes, draw.edges)
     return _restructure(g, node_take=node_take, edge_take=edge_take, edge_index=edge_index,
                         batch=g.batch[node_take])
 
@@ -582,17 +604,29 @@ class _RateView(_View):
         return f"p={self.p}"
 
 
-class DropEdges(_RateView):
-    """Remove each edge with probability `p` (per edge, so per graph of a batch); edge-level attributes follow.
-    On one graph it draws what `drop_edges` draws."""
+class _MaskView(_View):
+    """A view that keeps some nodes and edges and may replace the features: it draws a `_Draw` for the whole
+    input (`draw`), which `forward` applies. `RandomChoicePerGraph` combines the draws of several such views
+    graph by graph and applies them once."""
+
+    def draw(self, g: _Graphs) -> _Draw:
+        raise NotImplementedError
 
     def forward(self, data: Data) -> Data:
         g = _Graphs(data)
-        if g.edge_index is None:
-            return copy.copy(data)
-        g.check(type(self).__name__, nodes_change=False)
-        take = _edge_keep(g.edge_index, self.p, self.generator).nonzero().view(-1)
-        return _restructure(g, node_take=None, edge_take=take, edge_index=g.edge_index[:, take], batch=g.batch)
+        return _apply(g, self.draw(g), type(self).__name__)
+
+
+class _RateMaskView(_MaskView, _RateView):
+    pass
+
+
+class DropEdges(_RateMaskView):
+    """Remove each edge with probability `p` (per edge, so per graph of a batch); edge-level attributes follow.
+    On one graph it draws what `drop_edges` draws."""
+
+    def draw(self, g: _Graphs) -> _Draw:
+        return _Draw() if g.edge_index is None else _Draw(edges=_edge_keep(g.edge_index, self.p, self.generator))
 
 
 class AddEdges(_RateView):
@@ -637,49 +671,40 @@ def _merge_by_graph(g: _Graphs, edge_index: Tensor) -> Tensor:
     return order
 
 
-class MaskFeatureColumns(_RateView):
+class MaskFeatureColumns(_RateMaskView):
     """Zero each feature column with probability `p`, independently for every graph (all its nodes alike).
     On one graph it draws what `mask_feature_columns` draws."""
 
-    def forward(self, data: Data) -> Data:
-        out = copy.copy(data)
-        if data.x is not None:
-            g = _Graphs(data)
-            out.x = _mask_columns(data.x, self.p, self.generator, g.batch, g.num_graphs)
-        return out
+    def draw(self, g: _Graphs) -> _Draw:
+        x = g.data.x
+        return _Draw(x=None if x is None else _mask_columns(x, self.p, self.generator, g.batch, g.num_graphs))
 
 
-class DropoutFeatures(_RateView):
+class DropoutFeatures(_RateMaskView):
     """Zero each feature entry with probability `p` (`dropout_features`, no rescaling)."""
 
-    def forward(self, data: Data) -> Data:
-        out = copy.copy(data)
-        if data.x is not None:
-            out.x = dropout_features(data.x, self.p, self.generator)
-        return out
+    def draw(self, g: _Graphs) -> _Draw:
+        x = g.data.x
+        return _Draw(x=None if x is None else dropout_features(x, self.p, self.generator))
 
 
-class MaskNodeFeatures(_RateView):
+class MaskNodeFeatures(_RateMaskView):
     """GraphCL's attribute masking: zero the feature row of each node with probability `p`."""
 
-    def forward(self, data: Data) -> Data:
-        out = copy.copy(data)
-        if data.x is not None:
-            out.x = mask_node_features(data.x, self.p, self.generator)
-        return out
+    def draw(self, g: _Graphs) -> _Draw:
+        x = g.data.x
+        return _Draw(x=None if x is None else mask_node_features(x, self.p, self.generator))
 
 
-class DropNodes(_RateView):
+class DropNodes(_RateMaskView):
     """GraphCL's node dropping (`drop_nodes`): remove ~p of every graph's nodes, never all of them, with their
     edges; node- and edge-level attributes follow."""
 
-    def forward(self, data: Data) -> Data:
-        g = _Graphs(data)
-        keep = _drop_node_mask(g.num_nodes, self.p, g.batch, g.num_graphs, self.generator, g.device)
-        return _induce(g, keep, type(self).__name__)
+    def draw(self, g: _Graphs) -> _Draw:
+        return _Draw(nodes=_drop_node_mask(g.num_nodes, self.p, g.batch, g.num_graphs, self.generator, g.device))
 
 
-class RandomWalkSubgraph(_View):
+class RandomWalkSubgraph(_MaskView):
     """GraphCL's subgraph view: keep the nodes that random walks from roots in every graph visit
     (`random_walk_subgraph`), as the induced subgraph."""
 
@@ -692,12 +717,10 @@ class RandomWalkSubgraph(_View):
     def _args(self) -> str:
         return f"walk_length={self.walk_length}, num_roots={self.num_roots}, root_ratio={self.root_ratio}"
 
-    def forward(self, data: Data) -> Data:
-        g = _Graphs(data)
+    def draw(self, g: _Graphs) -> _Draw:
         edge_index = g.edge_index if g.edge_index is not None else g.batch.new_zeros(2, 0)
-        keep = _random_walk_mask(edge_index, g.num_nodes, g.ptr, self.walk_length, self.num_roots,
-                                 self.root_ratio, self.generator)
-        return _induce(g, keep, type(self).__name__)
+        return _Draw(nodes=_random_walk_mask(edge_index, g.num_nodes, g.ptr, self.walk_length, self.num_roots,
+                                             self.root_ratio, self.generator))
 
 
 def _choices(num_views: int, size: int, weights: Optional[Sequence[float]],
@@ -738,11 +761,13 @@ class RandomChoice(_Choice):
 
 
 class RandomChoicePerGraph(_Choice):
-    """GraphCL's augmentation sampling: every graph of a batch gets its own randomly drawn view. Graphs are
-    grouped by their view, each view runs once on its group (a sub-`Batch`), and the results are put back in
-    the original graph order -- a loop over the few views, never over graphs. On one graph it is
-    `RandomChoice`. Views must keep a `Batch`'s bookkeeping (graphcl's views do; most PyG transforms do not);
-    `Compose([])` is the identity view."""
+    """GraphCL's augmentation sampling: every graph of a batch gets its own randomly drawn view. When every
+    drawn view masks (node and edge dropping, subgraphs, feature masking; `Compose([])`, the identity), each
+    draws for the whole batch in turn, every graph takes its own view's draw, and the combined draw is applied
+    once: graph i gets what view k applied to the batch gives graph i. Other views (edge adding, your own)
+    run once on the sub-`Batch` of the graphs that drew them, and the results are put back in the original
+    graph order. Either way a loop over the few views, never over graphs. On one graph it is `RandomChoice`.
+    Views must keep a `Batch`'s bookkeeping (graphcl's views do; most PyG transforms do not)."""
 
     def forward(self, data: Data) -> Data:
         name = type(self).__name__
@@ -753,10 +778,40 @@ class RandomChoicePerGraph(_Choice):
             return self.views[used[0] if used else 0](copy.copy(data))
         if not g.is_batch:
             raise ValueError(f"{name}: several graphs in one Data; pass a Batch (Batch.from_data_list)")
+        if all(_masks(self.views[k]) for k in used):
+            draws = {k: _draw(self.views[k], g) for k in used}
+            return _apply(g, _per_graph(g, choice, draws), name)
         groups = [(choice == k).nonzero().view(-1) for k in used]
         parts = [self.views[k](_take_graphs(data, index, name)) for k, index in zip(used, groups)]
         joined = _cat_graphs(parts, name)
         return _take_graphs(joined, torch.argsort(torch.cat(groups)), name)
+
+
+def _masks(view: Callable) -> bool:
+    """Whether `view` is a masking view with graphcl's own `forward` (not overridden), or the identity."""
+    if isinstance(view, Compose):
+        return not view.transforms
+    return isinstance(view, _MaskView) and type(view).forward is _MaskView.forward
+
+
+def _draw(view: Callable, g: _Graphs) -> _Draw:
+    return _Draw() if isinstance(view, Compose) else view.draw(g)
+
+
+def _per_graph(g: _Graphs, choice: Tensor, draws: dict[int, _Draw]) -> _Draw:
+    """One draw for the batch: every graph's nodes, edges and features as the draw of its view `choice [B]`."""
+    node_view = choice[g.batch]
+    edge_view = None if g.edge_index is None else node_view[g.edge_index[0]]
+    nodes = edges = x = None
+    for k, d in draws.items():
+        if d.nodes is not None:
+            nodes = torch.where(node_view == k, d.nodes, True if nodes is None else nodes)
+        if d.edges is not None and edge_view is not None:
+            edges = torch.where(edge_view == k, d.edges, True if edges is None else edges)
+        if d.x is not None:
+            here = (node_view == k).view(-1, *([1] * (d.x.dim() - 1)))
+            x = torch.where(here, d.x, g.data.x if x is None else x)
+    return _Draw(nodes, edges, x)
 
 
 def edge_feature_view(batch: Data, drop_edge: float, drop_feature: float) -> tuple[Tensor, Tensor]:

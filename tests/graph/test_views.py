@@ -426,9 +426,13 @@ def test_node_id_attributes_are_refused_not_left_stale() -> None:
     data.anchor_index = torch.tensor([0, 3])
     with pytest.raises(ValueError, match="DropNodes: the attribute 'anchor_index' holds node ids"):
         DropNodes(0.5)(data)
-    with pytest.raises(ValueError, match="RandomChoicePerGraph: the attribute 'anchor_index'"):
-        RandomChoicePerGraph([DropEdges(0.1), MaskNodeFeatures(0.1)], generator=gen(0))(
-            Batch.from_data_list([data] * 20))
+    batch = Batch.from_data_list([data] * 20)
+    for pool in ([DropNodes(0.1), MaskNodeFeatures(0.1)], [AddEdges(0.1), MaskNodeFeatures(0.1)]):
+        with pytest.raises(ValueError, match="RandomChoicePerGraph: the attribute 'anchor_index'"):
+            RandomChoicePerGraph(pool, generator=gen(0))(batch)
+    # edges dropped and features masked graph by graph in place: the node ids stay valid
+    out = RandomChoicePerGraph([DropEdges(0.1), MaskNodeFeatures(0.1)], generator=gen(0))(batch)
+    assert out.anchor_index is batch.anchor_index
     assert DropEdges(0.5)(data).anchor_index is data.anchor_index  # node ids stay valid there
 
 
@@ -508,6 +512,36 @@ def test_random_choice_per_graph_keeps_order_and_applies_each_graphs_view() -> N
         a = RandomChoicePerGraph([Shift(1.0), Shift(2.0), Shift(3.0)], generator=gen(seed))(single)
         b = RandomChoice([Shift(1.0), Shift(2.0), Shift(3.0)], generator=gen(seed))(single)
         assert torch.equal(a.x, b.x)
+
+
+def masking_pool(g: torch.Generator) -> list:
+    return [DropNodes(0.3, generator=g), DropEdges(0.3, generator=g), MaskFeatureColumns(0.3, generator=g),
+            RandomWalkSubgraph(3, generator=g), MaskNodeFeatures(0.3, generator=g),
+            DropoutFeatures(0.3, generator=g), Compose([])]
+
+
+def test_masking_views_chosen_per_graph_give_each_graph_its_view_of_the_batch(monkeypatch) -> None:
+    """With masking views only, every view draws for the whole batch in turn and graph i keeps the draw of its
+    own view: graph i of the output is graph i of its view applied to the batch under the same draws. The
+    batch is not regrouped by view."""
+    graphs = random_graphs(torch.randint(1, 15, (70,), generator=gen(21)).tolist(), seed=21)
+    batch = Batch.from_data_list(graphs)
+    monkeypatch.setattr(V, "_take_graphs", None)  # the per-view sub-batches of other views are not built
+    g = gen(4)
+    out = RandomChoicePerGraph(masking_pool(g), generator=g)(batch)
+    monkeypatch.undo()
+    replay = gen(4)
+    views = masking_pool(replay)
+    choice = torch.randint(len(views), (len(graphs),), generator=replay)
+    assert set(choice.tolist()) == set(range(len(views)))
+    whole = [view(batch).to_data_list() for view in views]
+    result = check_batch(out, len(graphs))
+    for k, got, before, i in zip(choice.tolist(), result, graphs, range(len(graphs))):
+        assert_same(got, whole[k][i])
+        if k in (0, 3):  # nodes dropped: the edge attributes still follow their edges
+            check_follows(got)
+        elif k == 1:
+            assert torch.equal(got.x, before.x) and edge_ids(got) <= edge_ids(before)
 
 
 def test_random_choice_uses_the_generator_and_weights() -> None:
