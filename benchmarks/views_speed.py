@@ -7,6 +7,8 @@ For every view, "batched" is `view(batch)` -- one vectorised call returning a `B
 collate" adds the `Batch.from_data_list` a training step needs after it. Each time is the median of several
 runs after a warm-up. `choice/graph` is GraphCL's augmentation sampling (an independent view per graph out of
 node dropping, edge perturbation, subgraph and attribute masking); its loop applies `RandomChoice` per graph.
+Edge perturbation adds edges, so that pool regroups the batch by view; with edge dropping in its place ("4
+masking views") the views' draws are combined graph by graph and applied once.
 
     python benchmarks/views_speed.py [--graphs 512] [--repeats 7] [--threads 1] [--device cpu|cuda]
 """
@@ -37,6 +39,7 @@ def views() -> dict:
 
     edge_perturbation = Compose([DropEdges(0.2), AddEdges(0.2)])  # GraphCL: drop some edges, add random ones
     graphcl_set = [DropNodes(0.2), edge_perturbation, RandomWalkSubgraph(walk_length=10), MaskNodeFeatures(0.2)]
+    masking_set = [DropNodes(0.2), DropEdges(0.2), RandomWalkSubgraph(walk_length=10), MaskNodeFeatures(0.2)]
     return {  # name -> (batched view, per-graph view)
         "DropNodes(0.2)": (DropNodes(0.2),) * 2,
         "DropEdges(0.2)": (DropEdges(0.2),) * 2,
@@ -45,6 +48,7 @@ def views() -> dict:
         "MaskNodeFeatures(0.2)": (MaskNodeFeatures(0.2),) * 2,
         "RandomWalkSubgraph(10)": (RandomWalkSubgraph(walk_length=10),) * 2,
         "choice/graph (4 views)": (RandomChoicePerGraph(graphcl_set), RandomChoice(graphcl_set)),
+        "choice/graph (4 masking views)": (RandomChoicePerGraph(masking_set), RandomChoice(masking_set)),
     }
 
 
