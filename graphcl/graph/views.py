@@ -618,7 +618,7 @@ class _MaskView(_View):
 
 
 class _RateMaskView(_MaskView, _RateView):
-    pass
+    """A masking view with a rate `p`."""
 
 
 class DropEdges(_RateMaskView):
