@@ -5,8 +5,8 @@ Embeddings: exactly what `graphcl eval` probes (the task's `embed` on the run's 
 figure, our probe re-run (a check), without standardisation, and the paper-style figure -- DGI's torch LogReg
 (50 initialisations), CCA-SSG's LogReg (its reporting rule, which reads test accuracy, and two clean variants),
 GRACE's cross-validated liblinear probe (public split, and its own random 10/90 split; GRACE runs also get
-CCA-SSG's and GraphMAE's probes, as later papers listing GRACE on the public split may have run it), MVGRL's torch LogReg
-(DGI's, 300 steps, 50 initialisations), GraphMAE's torch linear layer (final epoch, and the epoch of best
+CCA-SSG's and GraphMAE's probes, as later papers listing GRACE on the public split may have run it), MVGRL's
+torch LogReg (DGI's, 300 steps, 50 initialisations), GraphMAE's torch linear layer (final epoch, and the epoch of best
 validation accuracy; also for BGRL, whose public-split figure is GraphMAE's).
 
     GRAPHCL_DATA=../shared/datasets python benchmarks/paper_evaluation.py --runs runs/planetoid \
@@ -31,7 +31,8 @@ from graphcl.train.tasks import get_task
 PAPER = {"dgi-cora": "82.3 ± 0.6", "dgi-citeseer": "71.8 ± 0.7", "ccassg-cora": "84.0",
          "ccassg-citeseer": "73.1", "grace-cora": "81.9 ± 0.4 (target)",
          "grace-citeseer": "71.2 ± 0.5 (target)", "mvgrl-cora": "83.5 ± 0.4",
-         "mvgrl-citeseer": "73.3 ± 0.5", "graphmae-cora": "84.2 ± 0.4", "bgrl-cora": "82.7 ± 0.6", "graphmae-citeseer": "73.4 ± 0.4"}
+         "mvgrl-citeseer": "73.3 ± 0.5", "graphmae-cora": "84.2 ± 0.4", "graphmae-citeseer": "73.4 ± 0.4",
+         "bgrl-cora": "82.7 ± 0.6"}
 CCA_WD = {"Cora": 1e-4, "CiteSeer": 1e-2}  # CCA-SSG README: --wd2 1e-4 (cora), 1e-2 (citeseer); lr2 1e-2
 MVGRL_WD = {"Cora": 0.0, "CiteSeer": 1e-2}  # MVGRL's probe: Adam lr 0.01, 300 steps (HYPERPARAMETERS.md s. 3)
 GRAPHMAE_WD = {"Cora": 1e-4, "CiteSeer": 1e-2}  # configs.yml weight_decay_f; lr_f 0.01, max_epoch_f 300
@@ -172,7 +173,7 @@ def main(runs: Path, names: list[str], cache: Path) -> None:
                 cols["dgi"].append(m)
                 cols["dgi_within_std"].append(s)
                 line += f" | DGI-style {m:.2f} (±{s:.2f} over 50 inits)"
-            if method in ("ccassg", "grace"):  # GRACE's public-split figure is quoted by CCA-SSG and GraphMAE
+            if method in ("ccassg", "grace"):  # later papers list GRACE on the public split: their probes too
                 p, fb, last = ccassg_eval(z, y, tr, va, te, CCA_WD[dname], seed)
                 cols["cca_paper"].append(p)
                 cols["cca_firstbest"].append(fb)
