@@ -605,12 +605,9 @@ class _RateView(_View):
 
 
 class _MaskView(_View):
-    """A view that keeps some nodes and edges and may replace the features: it draws a `_Draw` for the whole
-    input (`draw`), which `forward` applies. `RandomChoicePerGraph` combines the draws of several such views
-    graph by graph and applies them once."""
-
-    def draw(self, g: _Graphs) -> _Draw:
-        raise NotImplementedError
+    """A view that keeps some nodes and edges and may replace the features. Each subclass defines
+    `draw(g: _Graphs) -> _Draw`, its draw for the whole input, which `forward` applies. `RandomChoicePerGraph`
+    combines the draws of several such views graph by graph and applies them once."""
 
     def forward(self, data: Data) -> Data:
         g = _Graphs(data)
